@@ -1,0 +1,35 @@
+"""Colorize grayscale images with neural networks, in napari or from Python.
+
+Importing this package is cheap: it imports neither torch nor Qt. The heavy
+modules load when a function that needs them is first called.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "colorize"]
+
+
+def colorize(array, model="beta-punks", **options):
+    """Colorize a grayscale (or color) array with a named or saved model.
+
+    Parameters
+    ----------
+    array : array-like
+        2D grayscale, RGB/RGBA (last axis 3 or 4) or an nD stack whose last two
+        axes (or last two before the channel axis) are spatial. numpy, dask and
+        zarr arrays are accepted; lazy arrays are read plane by plane.
+    model : str or path-like
+        A registered model name (see ``napari-colorize models``) or a checkpoint file.
+    **options
+        Passed to :class:`napari_colorize.inference.Colorizer`
+        (``device``, ``tile``, ``overlap``, ``chroma_size``, ``batch_size``).
+
+    Returns
+    -------
+    numpy.ndarray
+        RGB uint8 with the input's spatial shape (and leading axes) plus a
+        trailing axis of 3.
+    """
+    from .inference import colorize as _colorize
+
+    return _colorize(array, model=model, **options)
