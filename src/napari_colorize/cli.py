@@ -47,10 +47,21 @@ def _run_models(args) -> int:
         return 0
     rows = [("name", "arch", "source", "size", "trained on", "metrics")]
     for m in models:
-        metrics = ", ".join(f"{k}={v:.3g}" for k, v in (m.get("metrics") or {}).items()
-                            if isinstance(v, (int, float)))
-        rows.append((m["name"], m["arch"], m["source"], _format_size(m.get("size")),
-                     str(m.get("data") or "-"), metrics or "-"))
+        metrics = ", ".join(
+            f"{k}={v:.3g}"
+            for k, v in (m.get("metrics") or {}).items()
+            if isinstance(v, (int, float))
+        )
+        rows.append(
+            (
+                m["name"],
+                m["arch"],
+                m["source"],
+                _format_size(m.get("size")),
+                str(m.get("data") or "-"),
+                metrics or "-",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 __all__ = ["DeviceInfo", "autocast_dtype", "available_devices", "resolve_device"]
@@ -56,10 +57,11 @@ def resolve_device(device="auto"):
                 f"device {device!r} was asked for but this torch has no CUDA GPU; "
                 "use --device cpu (or auto), or install a CUDA build of torch"
             )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
             raise ValueError(
-                f"device {device!r} does not exist: this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}"
+                f"device {device!r} does not exist: this machine has {count} CUDA "
+                f"device(s), cuda:0..cuda:{count - 1}"
             )
     if dev.type == "mps" and not (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
@@ -76,10 +78,8 @@ def available_devices() -> list[DeviceInfo]:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             free = None
-            try:
+            with contextlib.suppress(RuntimeError):
                 free, _total = torch.cuda.mem_get_info(i)
-            except RuntimeError:
-                pass
             name = torch.cuda.get_device_name(i)
             extra = f" ({free / 1e9:.1f} GB free)" if free is not None else ""
             found.append(DeviceInfo(f"cuda:{i}", f"cuda:{i} - {name}{extra}", free))
