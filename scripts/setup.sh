@@ -58,7 +58,9 @@ if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   say "installing torch==$TORCH_VERSION (CUDA build)"
   "${PIP[@]}" "torch==$TORCH_VERSION"
-elif "${PIP[@]}" --no-index "torch==$TORCH_VERSION" 2>/dev/null; then
+elif "${PIP[@]}" --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null; then
+  # a CPU wheel in pip's local find-links: take it, then its dependencies from the index
+  "${PIP[@]}" "torch==$TORCH_VERSION"
   say "installed torch==$TORCH_VERSION (CPU build) from the local wheel cache"
 else
   say "installing torch==$TORCH_VERSION (CPU build)"
