@@ -1,0 +1,225 @@
+"""The ``beta`` colorizer: a conv encoder-decoder trained on many images.
+
+Two layouts share one class so that checkpoints, the registry and the trainer
+treat them alike:
+
+``"unet"`` (ours, the default)
+    A small U-Net: ``len(widths)`` scales, each after the first entered by a
+    stride-2 conv; ``convs_per_stage`` 3x3 conv + norm + ReLU per scale. The
+    decoder upsamples bilinearly, projects with a 1x1 conv and *adds* the
+    encoder's features of the same scale (cheaper than concatenation at the
+    same quality), then refines with ``decoder_convs`` 3x3 convs; a 3x3 conv with
+    tanh predicts ab at full resolution. The skips carry the fine L structure
+    (the edges where colours change) that a plain bottleneck blurs away.
+
+``"sequential"`` (the originating project's beta, kept for comparison)
+    A plain stack given as layer specs (see :func:`.layers.parse_layer`);
+    :func:`beta_original_config` reproduces it exactly: convs 64, 64/2, 128,
+    128/2, 256, 256/2, 512, 256, 128, up x2, 64, up x2, 32, 2 (tanh), up x2,
+    all 3x3 ReLU, no normalisation.
+
+Both expose :meth:`BetaColorizer.encode` and :meth:`BetaColorizer.decode` so a
+fusion model can put a layer between them, and take extra input channels
+(``in_channels > 1``) for user colour hints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import ConvNormAct, build_sequential, crop_to, pad_to_multiple
+
+__all__ = [
+    "BETA_ORIGINAL_DECODER",
+    "BETA_ORIGINAL_ENCODER",
+    "PRESETS",
+    "BetaColorizer",
+    "BetaConfig",
+    "beta_original_config",
+]
+
+#: The originating project's beta network, up to its bottleneck ...
+BETA_ORIGINAL_ENCODER = ("64", "64/2", "128", "128/2", "256", "256/2", "512", "256", "128")
+#: ... and after it (the last conv predicts ab at half resolution, then x2 nearest).
+BETA_ORIGINAL_DECODER = ("up", "64", "up", "32", "2t", "up")
+
+
+@dataclass
+class BetaConfig:
+    """Configuration of :class:`BetaColorizer`.
+
+    Parameters
+    ----------
+    layout : {"unet", "sequential"}
+        Our U-Net, or a plain stack of ``encoder_layers`` + ``decoder_layers``.
+    in_channels : int
+        1 for L only. More channels are extra conditioning inputs concatenated to
+        L, e.g. 4 = L + ab hints (2) + hint mask (1); missing hints are zeros.
+    widths : tuple of int
+        U-Net channels per scale; scale ``i`` has ``1 / 2**i`` of the resolution.
+    convs_per_stage : int
+        3x3 convs per encoder scale (the first of each scale after the first has stride 2).
+    decoder_convs : int
+        3x3 convs per decoder scale after merging the skip.
+    norm : {"batch", "group", "none"}
+        Normalisation after each conv (U-Net layout; the sequential layout uses none
+        unless set).
+    encoder_layers, decoder_layers : tuple of str
+        Layer specs of the sequential layout.
+    """
+
+    layout: str = "unet"
+    in_channels: int = 1
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    convs_per_stage: int = 2
+    decoder_convs: int = 1
+    norm: str = "batch"
+    encoder_layers: tuple[str, ...] = field(default_factory=tuple)
+    decoder_layers: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        # JSON metadata gives lists back; keep tuples so configs compare equal.
+        self.widths = tuple(int(w) for w in self.widths)
+        self.encoder_layers = tuple(str(s) for s in self.encoder_layers)
+        self.decoder_layers = tuple(str(s) for s in self.decoder_layers)
+        if self.layout not in ("unet", "sequential"):
+            raise ValueError(
+                f"BetaConfig.layout must be 'unet' or 'sequential', not {self.layout!r}"
+            )
+        if self.in_channels < 1:
+            raise ValueError(f"BetaConfig.in_channels must be >= 1 (L), got {self.in_channels}")
+        if self.layout == "unet" and (not self.widths or min(self.widths) < 1):
+            raise ValueError(
+                f"BetaConfig.widths must be positive channel counts, got {self.widths}"
+            )
+        if self.layout == "sequential" and not self.encoder_layers:
+            raise ValueError(
+                "the sequential layout needs encoder_layers (e.g. beta_original_config())"
+            )
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (for checkpoint metadata)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def beta_original_config(**overrides) -> BetaConfig:
+    """The originating project's beta network (``beta-original``), exactly."""
+    cfg = {
+        "layout": "sequential",
+        "norm": "none",
+        "widths": (),
+        "encoder_layers": BETA_ORIGINAL_ENCODER,
+        "decoder_layers": BETA_ORIGINAL_DECODER,
+    }
+    cfg.update(overrides)
+    return BetaConfig(**cfg)
+
+
+#: Named model configurations (``--model-config`` presets of the ``beta`` architecture).
+PRESETS = {
+    "beta": BetaConfig(),
+    "beta-wide": BetaConfig(widths=(32, 64, 128, 256)),
+    "beta-original": beta_original_config(),
+}
+
+
+class _DecoderStage(nn.Module):
+    """Upsample to the skip's size, project with a 1x1 conv, add the skip, refine."""
+
+    def __init__(self, c_deep, c_skip, n_convs, norm):
+        super().__init__()
+        self.project = ConvNormAct(c_deep, c_skip, kernel=1, norm=norm)
+        self.refine = nn.Sequential(
+            *[ConvNormAct(c_skip, c_skip, norm=norm) for _ in range(n_convs)]
+        )
+
+    def forward(self, x, skip):
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.refine(self.project(x) + skip)
+
+
+class BetaColorizer(nn.Module):
+    """Predict ab from L: ``forward(l (N,1,H,W)) -> ab (N,2,H,W)`` in [-1, 1].
+
+    Any ``H, W``: the input is padded to a multiple of :attr:`downsampling` and
+    the output cropped back.
+    """
+
+    def __init__(self, config: BetaConfig | None = None):
+        super().__init__()
+        self.config = config = config or BetaConfig()
+        if config.layout == "sequential":
+            self.encoder, c, down = build_sequential(
+                config.encoder_layers, config.in_channels, norm=config.norm
+            )
+            self.decoder, c_out, _ = build_sequential(config.decoder_layers, c, norm=config.norm)
+            if c_out != 2:
+                raise ValueError(f"the decoder must end with 2 channels (ab), not {c_out}")
+            self.downsampling = down
+            self.encoder_channels = c
+            return
+        w = config.widths
+        stages = []
+        for i, c in enumerate(w):
+            c_prev = config.in_channels if i == 0 else w[i - 1]
+            convs = [ConvNormAct(c_prev, c, stride=1 if i == 0 else 2, norm=config.norm)]
+            convs += [
+                ConvNormAct(c, c, norm=config.norm) for _ in range(config.convs_per_stage - 1)
+            ]
+            stages.append(nn.Sequential(*convs))
+        self.stages = nn.ModuleList(stages)
+        self.decoder_stages = nn.ModuleList(
+            _DecoderStage(w[i + 1], w[i], config.decoder_convs, config.norm)
+            for i in reversed(range(len(w) - 1))
+        )
+        self.head = nn.Sequential(nn.Conv2d(w[0], 2, 3, padding=1), nn.Tanh())
+        self.downsampling = 2 ** (len(w) - 1)
+        self.encoder_channels = w[-1]
+
+    # -- the pieces a fusion model reuses -------------------------------------------
+
+    def prepare_input(self, l_net, hints=None):
+        """Concatenate hints to ``l`` and pad; returns ``(x, (H, W))`` for :meth:`encode`."""
+        if l_net.ndim != 4 or l_net.shape[1] != 1:
+            raise ValueError(f"expected L as (N, 1, H, W), got shape {tuple(l_net.shape)}")
+        extra = self.config.in_channels - 1
+        if hints is None and extra:
+            hints = l_net.new_zeros(l_net.shape[0], extra, *l_net.shape[-2:])
+        if hints is not None:
+            if hints.shape[1] != extra or hints.shape[-2:] != l_net.shape[-2:]:
+                raise ValueError(
+                    f"hints must be (N, {extra}, H, W) matching L; got {tuple(hints.shape)} "
+                    f"(this model takes in_channels={self.config.in_channels})"
+                )
+            l_net = torch.cat([l_net, hints.to(l_net.dtype)], dim=1)
+        return pad_to_multiple(l_net, self.downsampling)
+
+    def encode(self, x):
+        """Encoder: padded input -> ``(features, skips)`` (:attr:`encoder_channels` channels)."""
+        if self.config.layout == "sequential":
+            return self.encoder(x), []
+        skips = []
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        return skips.pop(), skips
+
+    def decode(self, features, skips):
+        """Decoder: ``(features, skips)`` from :meth:`encode` -> ab in [-1, 1] (padded size)."""
+        if self.config.layout == "sequential":
+            return self.decoder(features)
+        x = features
+        for stage, skip in zip(self.decoder_stages, reversed(skips)):
+            x = stage(x, skip)
+        return self.head(x)
+
+    def forward(self, l_net, hints=None):
+        """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W)."""
+        x, size = self.prepare_input(l_net, hints)
+        features, skips = self.encode(x)
+        return crop_to(self.decode(features, skips), size)
