@@ -1,0 +1,632 @@
+"""The training loop: a generator of events that can be stopped and resumed exactly.
+
+Usage::
+
+    trainer = Trainer(TrainConfig(arch="beta", max_steps=1000, out="beta.safetensors"),
+                      "punks:train")
+    for event in trainer.run():        # StepEvent, ValidationEvent, ..., TrainResult
+        ...                             # trainer.request_stop() ends it between steps
+
+The loop is flat on purpose; what a step does lives in a task
+(:class:`~napari_colorize.training.task.ColorizationTask`).
+
+Exact resumption rests on four things saved in every checkpoint: the weights,
+each optimizer's state and schedule (and loss scaler), the RNG states (torch,
+numpy, python, CUDA), and the position in the data. The order of the items in
+epoch ``e`` is a permutation drawn from ``(seed, e)`` alone and the datasets'
+crops and flips depend only on ``(seed, epoch, index)``, so a run resumed at
+step ``s`` sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .events import (
+    CheckpointEvent,
+    PreviewEvent,
+    StartEvent,
+    StepEvent,
+    TrainEvent,
+    TrainResult,
+    ValidationEvent,
+)
+from .task import OPTIMIZERS, SCHEDULERS, ColorizationTask
+
+__all__ = ["TrainConfig", "Trainer", "export_model"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in its checkpoints).
+
+    Parameters
+    ----------
+    arch : str
+        Registered architecture (``"alpha"``, ``"beta"``, ...).
+    model_config : dict
+        Keyword arguments of the architecture's config dataclass.
+    epochs, max_steps : int, optional
+        Length of the run; with both, whichever ends first. Neither: 1 epoch.
+    batch_size : int
+    lr, weight_decay : float
+        Peak learning rate and decoupled weight decay.
+    optimizer : {"adamw", "adam", "rmsprop", "sgd"}
+    scheduler : {"constant", "cosine", "onecycle"}
+        See :func:`~napari_colorize.training.task.lr_factor`.
+    warmup : float, optional
+        Fraction of the steps spent warming up (default 0.25 for onecycle, else 0).
+    loss : str
+        A name from :data:`~napari_colorize.training.losses.LOSSES`.
+    patch_size : int, optional
+        Random crop size when the data is given as a spec or an array.
+    grad_clip : float, optional
+        Clip the gradient norm to this value.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:1"``, ...
+    amp : bool
+        Mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler).
+    checkpoint_every, preview_every, val_every : int
+        Every that many steps; 0 disables the periodic ones (a checkpoint is
+        still written at the end, validation still runs at each epoch end).
+    out : str, optional
+        The checkpoint file, overwritten atomically each time; ``None`` writes nothing.
+    seed : int
+        Seeds the weights, the data order and the augmentation.
+    num_workers : int
+        DataLoader worker processes (0 loads in the training process).
+    data : str, optional
+        What the model is trained on, for the checkpoint's metadata.
+    chroma_size : int, optional
+        The working size stored for inference (``extra.chroma_size``).
+    """
+
+    arch: str = "beta"
+    model_config: dict = field(default_factory=dict)
+    epochs: int | None = None
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    scheduler: str = "onecycle"
+    warmup: float | None = None
+    loss: str = "l1"
+    patch_size: int | None = None
+    grad_clip: float | None = None
+    device: str = "auto"
+    amp: bool = True
+    checkpoint_every: int = 0
+    preview_every: int = 0
+    val_every: int = 0
+    out: str | None = None
+    seed: int = 0
+    num_workers: int = 0
+    data: str | None = None
+    chroma_size: int | None = None
+
+    def __post_init__(self):
+        if self.out is not None:
+            self.out = str(self.out)
+        for name in ("epochs", "max_steps"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {OPTIMIZERS}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {self.scheduler!r}; use one of {SCHEDULERS}")
+        from .losses import make_loss
+
+        make_loss(self.loss)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from :meth:`to_dict` output, ignoring keys this version does not know."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _build_model(arch: str, config: dict):
+    from ..registry import build_model
+
+    return build_model(arch, config)
+
+
+def _as_dataset(data, config: TrainConfig, *, train: bool):
+    """A spec string, an RGB array (N,H,W,3) / image (H,W,3), or a Dataset as a Dataset."""
+    if data is None:
+        return None
+    if isinstance(data, (str, Path)):
+        from ..data import dataset_from_spec
+
+        return dataset_from_spec(
+            str(data), patch_size=config.patch_size, seed=config.seed, flips=train
+        )
+    if isinstance(data, np.ndarray) or (
+        isinstance(data, (list, tuple)) and data and isinstance(data[0], np.ndarray)
+    ):
+        from ..data import ArrayDataset
+
+        return ArrayDataset(data, patch_size=config.patch_size, seed=config.seed, flips=train)
+    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
+        raise ValueError(
+            f"training data must be a dataset spec such as 'punks:train', an RGB array "
+            f"(N, H, W, 3) or a torch Dataset yielding (l_net, ab_net); got {type(data).__name__}"
+        )
+    return data
+
+
+def _describe_data(data) -> str | None:
+    if isinstance(data, (str, Path)):
+        return str(data)
+    spec = getattr(data, "spec", None)
+    return spec if isinstance(spec, str) else None
+
+
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of ``n`` items used in ``epoch``: a function of ``(seed, epoch)`` only."""
+    return np.random.default_rng((int(seed), int(epoch), 0x5EED)).permutation(n)
+
+
+def _rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (the legacy global state is what we save)
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seed code that uses the global RNG)
+    torch.manual_seed(seed)
+
+
+def _collate(items):
+    return tuple(torch.stack([torch.as_tensor(x) for x in parts]) for parts in zip(*items))
+
+
+def _to_device(batch, device):
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+# ------------------------------------------------------------------ the trainer
+
+
+class Trainer:
+    """Train a colorizer; :meth:`run` is a generator of :mod:`.events`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train_data : str, numpy.ndarray or torch.utils.data.Dataset
+        A spec (``"punks:train"``, ``"folder:PATH"``, an image path), an RGB array
+        ``(N, H, W, 3)``, or a dataset yielding ``(l_net (1,h,w), ab_net (2,h,w), ...)``.
+        Datasets with ``set_epoch(epoch)`` get it called before each epoch.
+    val_data : same kinds, optional
+        Validated every ``val_every`` steps and at the end of each epoch.
+    init_checkpoint : str or path, optional
+        Start from these weights (a checkpoint file or registered model name),
+        whose architecture and config then replace ``config.arch``/``model_config``.
+    resume : str or path, optional
+        Continue the run saved in this checkpoint exactly where it stopped.
+    task_factory : callable, optional
+        ``task_factory(model, config) -> task``; default :class:`ColorizationTask`.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_data,
+        val_data=None,
+        init_checkpoint=None,
+        *,
+        resume=None,
+        task_factory=None,
+    ):
+        self.config = config
+        self._train_data = train_data
+        self._val_data = val_data
+        self.init_checkpoint = init_checkpoint
+        self.resume_path = resume
+        self.task_factory = task_factory or (lambda model, cfg: ColorizationTask(model, cfg.loss))
+        self._stop = False
+        self.step = 0
+        self.task = None
+        self.last_metrics: dict[str, float] = {}
+
+    @classmethod
+    def resume(cls, path, train_data, val_data=None, **overrides) -> Trainer:
+        """A trainer that continues the run saved in ``path``, with its saved config.
+
+        ``overrides`` replace fields of the saved :class:`TrainConfig` (e.g.
+        ``max_steps`` to train longer, ``device``, ``out``).
+        """
+        from ..checkpoint import load_checkpoint
+        from ..errors import CheckpointError
+
+        meta = load_checkpoint(path).training_meta
+        if not meta or "train_config" not in meta:
+            raise CheckpointError(
+                f"{path} holds no training state (it was exported for inference); "
+                "fine-tune from it with init_checkpoint instead of resuming"
+            )
+        config = TrainConfig.from_dict({**meta["train_config"], **overrides})
+        return cls(config, train_data, val_data, resume=path)
+
+    def request_stop(self) -> None:
+        """Ask the run to end after the current step; it then writes a final checkpoint."""
+        self._stop = True
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop
+
+    @property
+    def model(self):
+        """The model being trained (the inference network); available once :meth:`run` started."""
+        return None if self.task is None else self.task.modules()["model"]
+
+    def fit(self) -> TrainResult:
+        """Run to the end, ignoring the events; returns the :class:`TrainResult`."""
+        result = None
+        for event in self.run():
+            if isinstance(event, TrainResult):
+                result = event
+        return result
+
+    # -- setup ------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        from ..checkpoint import load_checkpoint, load_state_into
+        from ..devices import autocast_dtype, resolve_device
+
+        cfg = self.config
+        self.device = resolve_device(cfg.device)
+        resumed = load_checkpoint(self.resume_path) if self.resume_path else None
+        init = None
+        if resumed is not None:
+            cfg.arch, cfg.model_config = resumed.meta.arch, dict(resumed.meta.config)
+        elif self.init_checkpoint is not None:
+            init = self._load_init(self.init_checkpoint)
+            cfg.arch, cfg.model_config = init.meta.arch, dict(init.meta.config)
+
+        self.train_set = _as_dataset(self._train_data, cfg, train=True)
+        self.val_set = _as_dataset(self._val_data, cfg, train=False)
+        if cfg.data is None:
+            cfg.data = _describe_data(self._train_data)
+        self.n_train = len(self.train_set)
+        if self.n_train < 1:
+            raise ValueError("the training data is empty; give at least one image")
+        self.batch_size = min(cfg.batch_size, self.n_train)
+        self.steps_per_epoch = self.n_train // self.batch_size  # drop the ragged last batch
+        total = []
+        if cfg.epochs is not None:
+            total.append(cfg.epochs * self.steps_per_epoch)
+        if cfg.max_steps is not None:
+            total.append(cfg.max_steps)
+        self.total_steps = min(total) if total else self.steps_per_epoch
+
+        _seed_everything(cfg.seed)
+        model = _build_model(cfg.arch, cfg.model_config)
+        if init is not None:
+            load_state_into(model, init.model_state, source=self.init_checkpoint, arch=cfg.arch)
+        model.to(self.device)
+        self.task = self.task_factory(model, cfg)
+        for m in self.task.modules().values():
+            m.to(self.device)
+        self.amp_dtype = autocast_dtype(self.device) if cfg.amp else None
+        self.optims = self.task.configure_optimizers(cfg, self.total_steps)
+        if self.amp_dtype == torch.float16:
+            for o in self.optims.values():
+                o.scaler = torch.amp.GradScaler(self.device.type)
+        from .task import StepContext
+
+        self.ctx = StepContext(self.device, self.amp_dtype, self.optims, cfg.grad_clip)
+        self.step = 0
+        self.elapsed_before = 0.0
+        if resumed is not None:
+            self._restore(resumed)
+
+    def _load_init(self, source):
+        from ..checkpoint import load_checkpoint
+
+        path = Path(str(source)).expanduser()
+        if not path.exists():
+            from ..registry import resolve_weights
+
+            path = resolve_weights(str(source))
+        return load_checkpoint(path)
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def _training_state(self, step: int):
+        from ..checkpoint import flatten_state
+
+        modules = {k: m.state_dict() for k, m in self.task.modules().items() if k != "model"}
+        state = {
+            "optims": {k: o.state_dict() for k, o in self.optims.items()},
+            "modules": modules,
+            "rng": _rng_state(),
+        }
+        tensors, js = flatten_state(state)
+        epoch, batch_in_epoch = divmod(step, self.steps_per_epoch)
+        meta = {
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "steps_per_epoch": self.steps_per_epoch,
+            "n_train": self.n_train,
+            "batch_size": self.batch_size,
+            "total_steps": self.total_steps,
+            "elapsed_s": self._elapsed(),
+            "train_config": self.config.to_dict(),
+            "state": js,
+        }
+        return tensors, meta
+
+    def save(self, path=None, step: int | None = None) -> Path:
+        """Write a resumable checkpoint (atomically) to ``path`` (default ``config.out``)."""
+        from ..checkpoint import save_checkpoint
+
+        path = Path(path or self.config.out)
+        step = self.step if step is None else step
+        model = self.model
+        tensors, meta = self._training_state(step)
+        extra = {"hints": getattr(model.config, "in_channels", 1) > 1}
+        if self.config.chroma_size:
+            extra["chroma_size"] = int(self.config.chroma_size)
+        return save_checkpoint(
+            path,
+            model.state_dict(),
+            arch=self.config.arch,
+            config=_config_of(model),
+            data=self.config.data,
+            metrics=self.last_metrics,
+            extra=extra,
+            training_state=tensors,
+            training_meta=meta,
+        )
+
+    def _restore(self, ckpt) -> None:
+        from ..checkpoint import load_state_into, unflatten_state
+        from ..errors import CheckpointError
+
+        meta = ckpt.training_meta
+        if not meta or "state" not in meta:
+            raise CheckpointError(
+                f"{ckpt.path} holds no training state (it was exported for inference); "
+                "fine-tune from it with init_checkpoint instead of resuming"
+            )
+        if meta["n_train"] != self.n_train or meta["batch_size"] != self.batch_size:
+            raise ValueError(
+                f"cannot resume {ckpt.path} exactly: it was trained on {meta['n_train']} items "
+                f"in batches of {meta['batch_size']}, this run has {self.n_train} items in "
+                f"batches of {self.batch_size}; use the same data and batch size"
+            )
+        load_state_into(self.model, ckpt.model_state, source=ckpt.path, arch=self.config.arch)
+        state = unflatten_state(ckpt.training_state, meta["state"])
+        for name, m in self.task.modules().items():
+            if name != "model":
+                m.load_state_dict(state["modules"][name])
+        for name, o in self.optims.items():
+            o.load_state_dict(state["optims"][name])
+        _set_rng_state(state["rng"])
+        self.step = int(meta["step"])
+        self.elapsed_before = float(meta.get("elapsed_s", 0.0))
+        self.last_metrics = dict(ckpt.meta.metrics or {})
+
+    # -- data ---------------------------------------------------------------------------
+
+    def _batches(self, epoch: int, start: int):
+        """Batches ``start, start+1, ...`` of ``epoch`` (drop_last), as tuples of tensors."""
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        order = _epoch_order(self.config.seed, epoch, self.n_train)
+        bs = self.batch_size
+        index_batches = [
+            order[i * bs : (i + 1) * bs].tolist() for i in range(start, self.steps_per_epoch)
+        ]
+        if self.config.num_workers <= 0:
+            for indices in index_batches:
+                yield _collate([self.train_set[i] for i in indices])
+            return
+        # A private generator: the loader must not draw from the global RNG, whose
+        # stream has to be the same whether or not the run was resumed.
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        loader = torch.utils.data.DataLoader(
+            self.train_set,
+            batch_sampler=index_batches,
+            num_workers=self.config.num_workers,
+            collate_fn=_collate,
+            pin_memory=self.device.type == "cuda",
+            generator=gen,
+        )
+        yield from loader
+
+    # -- validation and previews ------------------------------------------------------------
+
+    def _eval_mode(self, training: bool) -> None:
+        for m in self.task.modules().values():
+            m.train(training)
+
+    def validate(self) -> dict[str, float]:
+        """Mean validation metrics (``val_loss``, ``val_delta_e``) over the validation data."""
+        if self.val_set is None or len(self.val_set) == 0:
+            return {}
+        self._eval_mode(False)
+        sums: dict[str, float] = {}
+        n = 0
+        try:
+            for start in range(0, len(self.val_set), self.batch_size):
+                items = [
+                    self.val_set[i]
+                    for i in range(start, min(start + self.batch_size, len(self.val_set)))
+                ]
+                batch = _to_device(_collate(items), self.device)
+                with self.ctx.autocast():
+                    values = self.task.validation_step(batch)
+                k = batch[0].shape[0]
+                for key, v in values.items():
+                    sums[key] = sums.get(key, 0.0) + float(v) * k
+                n += k
+        finally:
+            self._eval_mode(True)
+        return {f"val_{k}": v / n for k, v in sums.items()}
+
+    def preview(self, index: int = 0) -> np.ndarray:
+        """The current colorization (RGB uint8) of validation (else training) item ``index``."""
+        data = self.val_set if self.val_set is not None and len(self.val_set) else self.train_set
+        l_net = torch.as_tensor(data[index][0])[None].to(self.device)
+        self._eval_mode(False)
+        try:
+            return self.task.preview(l_net)
+        finally:
+            self._eval_mode(True)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self._t_start)
+
+    def run(self) -> Generator[TrainEvent, None, TrainResult]:
+        """Train, yielding events; the last (also returned) is a :class:`TrainResult`."""
+        self._t_start = time.perf_counter()
+        self._setup()
+        cfg = self.config
+        self._t_start = time.perf_counter()
+        yield StartEvent(
+            step=self.step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
+            device=str(self.device), n_train=self.n_train,
+            n_val=0 if self.val_set is None else len(self.val_set),
+            amp=None if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", ""),
+        )  # fmt: skip
+        self._eval_mode(True)
+        first_step = self.step
+        recent: list[float] = []
+        t0 = time.perf_counter()
+        path = None
+        wrote_at = -1
+
+        while self.step < self.total_steps and not self._stop:
+            epoch, start = divmod(self.step, self.steps_per_epoch)
+            for batch in self._batches(epoch, start):
+                lr = next(iter(self.optims.values())).lr
+                losses = self.task.training_step(_to_device(batch, self.device), self.ctx)
+                self.step += 1
+                losses = {k: float(v) for k, v in losses.items()}
+                loss = losses.get("loss", next(iter(losses.values())))
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the training loss became {loss} at step {self.step}; lower the "
+                        "learning rate (--lr) or use another loss"
+                    )
+                recent = [*recent, loss][-50:]
+                dt = time.perf_counter() - t0
+                done = self.step - first_step
+                rate = done / dt if dt > 0 else 0.0
+                yield StepEvent(
+                    step=self.step, epoch=epoch, loss=loss, losses=losses, lr=lr,
+                    images_per_s=rate * self.batch_size,
+                    eta_s=(self.total_steps - self.step) / rate if rate > 0 else float("nan"),
+                    total_steps=self.total_steps,
+                )  # fmt: skip
+                at_end = self.step >= self.total_steps
+                epoch_end = self.step % self.steps_per_epoch == 0
+                if self.val_set is not None and (
+                    (cfg.val_every and self.step % cfg.val_every == 0) or epoch_end or at_end
+                ):
+                    self.last_metrics = self.validate()
+                    yield ValidationEvent(step=self.step, metrics=dict(self.last_metrics))
+                if cfg.preview_every and (self.step % cfg.preview_every == 0 or at_end):
+                    yield PreviewEvent(step=self.step, rgb=self.preview())
+                if cfg.out and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    path = self.save(step=self.step)
+                    wrote_at = self.step
+                    yield CheckpointEvent(step=self.step, path=str(path), final=at_end)
+                if at_end or self._stop:
+                    break
+
+        stopped = self.step < self.total_steps
+        if cfg.out and wrote_at != self.step:
+            path = self.save(step=self.step)
+            yield CheckpointEvent(step=self.step, path=str(path), final=True)
+        result = TrainResult(
+            step=self.step, epoch=self.step // self.steps_per_epoch,
+            path=str(path) if path else None, metrics=dict(self.last_metrics),
+            loss=float(np.mean(recent)) if recent else float("nan"), stopped=stopped,
+            elapsed_s=self._elapsed(), total_steps=self.total_steps,
+        )  # fmt: skip
+        yield result
+        return result
+
+
+def _config_of(model) -> dict:
+    from ..checkpoint import config_to_dict
+
+    return config_to_dict(getattr(model, "config", None))
+
+
+def export_model(src, dst, *, dtype=None, metrics=None, data=None, extra=None) -> Path:
+    """Write the inference part of checkpoint ``src`` to ``dst``: weights and metadata only.
+
+    Parameters
+    ----------
+    src, dst : str or path
+    dtype : torch.dtype, optional
+        E.g. ``torch.float16`` to halve the file; integer buffers are kept as they are.
+    metrics, data, extra : optional
+        Replace (``metrics``, ``data``) or update (``extra``) the stored metadata.
+    """
+    from ..checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(src)
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v)
+        for k, v in ckpt.model_state.items()
+    }
+    meta = ckpt.meta
+    return save_checkpoint(
+        dst,
+        state,
+        arch=meta.arch,
+        config=meta.config,
+        data=meta.data if data is None else data,
+        metrics=meta.metrics if metrics is None else metrics,
+        extra={**(meta.extra or {}), **(extra or {})},
+    )
