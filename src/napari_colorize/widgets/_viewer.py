@@ -1,0 +1,97 @@
+"""Helpers the widgets share for reading layers and writing their output layers.
+
+Only the napari side lives here (reading a layer's geometry, finding and
+replacing an output layer, the Lab colormaps as napari objects); the decisions
+themselves are made by :mod:`napari_colorize.layers` on plain values.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from ..layers import LAB_CHANNELS, LAB_CONTRAST_LIMITS, METADATA_KEY, lab_colormap_colors
+
+
+def layer_geometry(layer) -> dict:
+    """A layer's scale, translate, rotate, shear and affine as plain arrays."""
+    return {
+        "scale": np.asarray(layer.scale, dtype=float),
+        "translate": np.asarray(layer.translate, dtype=float),
+        "rotate": np.asarray(layer.rotate, dtype=float),
+        "shear": np.asarray(layer.shear, dtype=float),
+        "affine": np.asarray(layer.affine.affine_matrix, dtype=float),
+    }
+
+
+def is_output_of(layer, source: str, role: str) -> bool:
+    """Whether ``layer`` is the output of ``role`` that a widget made from ``source``."""
+    mark = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {}
+    return mark.get("source") == source and mark.get("role") == role
+
+
+def find_output(viewer, name: str, source: str, role: str):
+    """The output layer called ``name`` made from ``source``, or None."""
+    for layer in viewer.layers:
+        if layer.name == name and is_output_of(layer, source, role):
+            return layer
+    return None
+
+
+_GEOMETRY = ("scale", "translate", "rotate", "shear", "affine")
+
+
+def add_or_replace_image(viewer, data, kwargs: dict):
+    """Add an image layer, or replace the data of the one this widget made before.
+
+    ``kwargs`` are those of ``viewer.add_image`` and must hold ``name`` and the
+    ``metadata`` mark of :func:`napari_colorize.layers.output_layer_kwargs`.
+    An existing output with the same number of axes keeps its place, visibility
+    and display settings and gets the new data and geometry; one with a
+    different layout is replaced at the same place in the layer list.
+    """
+    mark = kwargs["metadata"][METADATA_KEY]
+    layer = find_output(viewer, kwargs["name"], mark["source"], mark["role"])
+    rgb = bool(kwargs.get("rgb", False))
+    ndim = np.ndim(data) - (1 if rgb else 0)
+    if layer is not None and layer.ndim == ndim and bool(layer.rgb) == rgb:
+        # geometry first: napari re-slices on each change, and the new data may
+        # be outside the old extent
+        for key in _GEOMETRY:
+            if key in kwargs:
+                setattr(layer, key, kwargs[key])
+        layer.data = data
+        if "contrast_limits" in kwargs:
+            layer.contrast_limits = kwargs["contrast_limits"]
+        return layer
+    index = None
+    if layer is not None:
+        index = viewer.layers.index(layer)
+        kwargs = {**kwargs, "visible": layer.visible}
+        viewer.layers.remove(layer)
+    new = viewer.add_image(data, **kwargs)
+    if index is not None:
+        viewer.layers.move(viewer.layers.index(new), index)
+    return new
+
+
+@cache
+def _lab_colormap(channel: str):
+    from napari.utils.colormaps import Colormap
+
+    if channel == "L":
+        return "gray"
+    controls, colors = lab_colormap_colors(channel, n=17)
+    names = {"a": "Lab a (green-magenta)", "b": "Lab b (blue-yellow)"}
+    return Colormap(colors=colors, controls=controls, name=names[channel])
+
+
+def lab_display_kwargs(channel: str) -> dict:
+    """``colormap`` and ``contrast_limits`` of an L, a or b layer."""
+    if channel not in LAB_CHANNELS:
+        raise ValueError(f"channel must be one of {LAB_CHANNELS}, got {channel!r}")
+    return {
+        "colormap": _lab_colormap(channel),
+        "contrast_limits": LAB_CONTRAST_LIMITS[channel],
+    }

@@ -1,0 +1,416 @@
+"""The Colorize dock widget: pick a layer and a model, press Colorize.
+
+The widget only collects choices and wires callbacks: what to colorize and
+where the result goes is decided by :mod:`napari_colorize.layers`, the work is
+done by :class:`napari_colorize.inference.Colorizer` in a ``thread_worker``
+over its event generator, and layers are touched only in the main-thread
+handlers of that worker. torch is first imported in a background thread (to
+list the devices and models) or when a run starts, never while napari starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Image
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from ..layers import (
+    LAB_CHANNELS,
+    choose_level,
+    output_layer_kwargs,
+    plane_index,
+    select_source,
+    split_lab,
+)
+from ._viewer import add_or_replace_image, lab_display_kwargs, layer_geometry
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["ColorizeWidget"]
+
+logger = logging.getLogger(__name__)
+
+#: The model chosen until the registry has been read.
+DEFAULT_MODEL = "beta-punks"
+#: The model-menu entry that opens a file dialog.
+BROWSE = "Browse checkpoint..."
+ALL_PLANES = "all planes"
+CURRENT_PLANE = "current plane (preview)"
+_CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
+
+
+@dataclass
+class _Job:
+    """One run: everything the worker needs, gathered on the main thread."""
+
+    source: str
+    array: Any
+    rgb: bool
+    model: str
+    device: str
+    chroma_size: int | None
+    add_lab: bool
+    outputs: dict  # add_image kwargs of the colorized layer, by role
+    colorizer: Any = None
+    stop: bool = False
+
+    def request_stop(self) -> None:
+        self.stop = True
+        if self.colorizer is not None:
+            self.colorizer.request_stop()
+
+
+@dataclass
+class _Result:
+    rgb: Any = None
+    lab: tuple | None = None
+    error: BaseException | None = None
+
+
+def _run_job(job: _Job):
+    """Generator run by the worker thread: yields progress events, returns a _Result."""
+    try:
+        from ..inference import Colorizer
+
+        kwargs = {"device": job.device}
+        if job.chroma_size:
+            kwargs["chroma_size"] = job.chroma_size
+        job.colorizer = Colorizer(job.model, **kwargs)
+        if job.stop:
+            return _Result()
+        rgb = yield from job.colorizer.run(job.array)
+        if job.stop or rgb is None:
+            return _Result()
+        lab = split_lab(rgb) if job.add_lab else None
+        return _Result(rgb=rgb, lab=lab)
+    except Exception as exc:  # reported to the user by the main thread
+        logger.debug("colorization failed", exc_info=True)
+        return _Result(error=exc)
+
+
+def _probe_choices():
+    """Models and devices of this machine (imports torch: run off the main thread)."""
+    from ..devices import available_devices
+
+    devices = [(d.label, d.name) for d in available_devices()]
+    try:
+        from ..registry import list_models
+
+        models = [m["name"] for m in list_models() if m.get("available", True)]
+    except Exception:  # a broken registry still leaves the default and Browse...
+        logger.warning("could not list the models", exc_info=True)
+        models = []
+    return models, devices
+
+
+class ColorizeWidget(Container):
+    """Colorize an Image layer with a model of the registry or a checkpoint file.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer whose layers are offered and to which the results are added.
+    probe : bool
+        List the devices and models in a background thread right away
+        (otherwise only ``auto`` and the default model are offered until
+        :meth:`refresh_choices` is called).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, probe: bool = True):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._models: list[str] = [DEFAULT_MODEL]
+        self._checkpoints: list[str] = []
+        self._devices: list[tuple[str, str]] = [("auto", "auto")]
+        self._previous_model = DEFAULT_MODEL
+        self._worker = None
+        self._probe_worker = None
+        self._job: _Job | None = None
+        self._progress = None
+
+        self.image = ComboBox(
+            name="image", label="image", choices=self._image_choices, nullable=False
+        )
+        self.model = ComboBox(name="model", label="model", choices=self._model_choices)
+        self.device = ComboBox(name="device", label="device", choices=self._device_choices)
+        self.chroma_size = SpinBox(
+            label="working size",
+            value=0,
+            min=0,
+            max=8192,
+            step=32,
+            tooltip="Longest side (pixels) at which colours are predicted; "
+            "0 uses the model's own default. Smaller is faster and smoother.",
+        )
+        self.chroma_size.native.setSpecialValueText("model default")
+        self.stack = ComboBox(
+            label="stack",
+            choices=[ALL_PLANES, CURRENT_PLANE],
+            value=ALL_PLANES,
+            tooltip="Colorize every plane of a stack, or only the one shown (a quick preview).",
+        )
+        self.full_resolution = CheckBox(
+            text="full resolution (multiscale)",
+            value=False,
+            tooltip="For a multiscale layer: colorize level 0 instead of the level shown.",
+        )
+        self.add_lab = CheckBox(text="add L, a, b layers", value=False)
+        self.run_button = PushButton(name="run_button", label="", text="Colorize")
+        self.cancel_button = PushButton(
+            name="cancel_button", label="", text="Cancel", enabled=False
+        )
+        self.status = Label(name="status", label="", value="")
+        self.extend(
+            [
+                self.image,
+                self.model,
+                self.device,
+                self.chroma_size,
+                self.stack,
+                self.full_resolution,
+                self.add_lab,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        self.image.changed.connect(self._on_image_changed)
+        self.model.changed.connect(self._on_model_changed)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.reset_choices()
+        self._on_image_changed()
+        if probe:
+            self.refresh_choices()
+
+    # ------------------------------------------------------------ choices
+
+    def _image_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _model_choices(self, _widget=None):
+        names = list(dict.fromkeys([*self._models, *self._checkpoints]))
+        return [*names, BROWSE]
+
+    def _device_choices(self, _widget=None):
+        return self._devices
+
+    def refresh_choices(self, start: bool = True):
+        """List the devices and models again, in a background thread.
+
+        Returns the worker (started unless ``start`` is False).
+        """
+        worker = thread_worker(_probe_choices, start_thread=False)()
+        worker.returned.connect(self._on_probed)
+        worker.finished.connect(lambda: setattr(self, "_probe_worker", None))
+        self._probe_worker = worker
+        if start:
+            worker.start()
+        return worker
+
+    def _on_probed(self, result) -> None:
+        models, devices = result
+        current_model, current_device = self.model.value, self.device.value
+        if models:
+            self._models = models
+        self._devices = [("auto", "auto"), *devices]
+        self.model.reset_choices()
+        self.device.reset_choices()
+        if current_model in self._model_choices():
+            self.model.value = current_model
+        if current_device in [name for _label, name in self._devices]:
+            self.device.value = current_device
+
+    def set_checkpoint(self, path) -> None:
+        """Offer the checkpoint file ``path`` in the model menu and select it."""
+        path = str(path)
+        if path not in self._checkpoints:
+            self._checkpoints.append(path)
+        self.model.reset_choices()
+        self.model.value = path
+
+    def _on_model_changed(self, value=None) -> None:
+        if value != BROWSE:
+            self._previous_model = value
+            return
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Open a model checkpoint", "", _CHECKPOINT_FILTER
+        )
+        if path:
+            self.set_checkpoint(path)
+        else:
+            self.model.value = self._previous_model
+
+    def _on_image_changed(self, _value=None) -> None:
+        layer = self.image.value
+        n_spatial = 2
+        is_stack = layer is not None and layer.ndim > n_spatial
+        self.stack.enabled = is_stack
+        self.full_resolution.enabled = layer is not None and bool(layer.multiscale)
+
+    # --------------------------------------------------------------- runs
+
+    @property
+    def busy(self) -> bool:
+        """Whether a colorization is running."""
+        return self._worker is not None
+
+    def _make_job(self, layer) -> _Job:
+        """Decide, on the main thread and without reading pixels, what a run does."""
+        from .. import images
+
+        if layer is None:
+            raise ValueError("there is no Image layer to colorize; open an image first")
+        if not isinstance(layer, Image):
+            raise ValueError(
+                f"layer {layer.name!r} is a {type(layer).__name__} layer; "
+                "Colorize works on Image layers (grayscale or RGB)"
+            )
+        model = self.model.value
+        if model in (None, BROWSE):
+            raise ValueError("choose a model, or a checkpoint file with 'Browse checkpoint...'")
+        ndim = layer.ndim
+        level = 0
+        if layer.multiscale:
+            shapes = [tuple(level_data.shape) for level_data in layer.data]
+            level = choose_level(shapes, layer.data_level, self.full_resolution.value)
+        plane = None
+        if ndim > 2 and self.stack.value == CURRENT_PLANE:
+            point = layer.world_to_data(self._viewer.dims.point)
+            plane = plane_index(point, layer.level_shapes[0], ndim - 2)
+        selection = select_source(
+            layer.data, ndim=ndim, multiscale=layer.multiscale, level=level, plane=plane
+        )
+        # shape and dtype checks need no pixels: report them before starting a thread
+        images.describe(selection.array, rgb=bool(layer.rgb))
+        geometry = layer_geometry(layer)
+        outputs = {
+            role: output_layer_kwargs(layer.name, role, selection=selection, **geometry)
+            for role in ("colorized", *LAB_CHANNELS)
+        }
+        return _Job(
+            source=layer.name,
+            array=selection.array,
+            rgb=bool(layer.rgb),
+            model=str(model),
+            device=str(self.device.value or "auto"),
+            chroma_size=int(self.chroma_size.value) or None,
+            add_lab=bool(self.add_lab.value),
+            outputs=outputs,
+        )
+
+    def run(self, layer=None, *, start: bool = True):
+        """Colorize ``layer`` (default: the chosen one) in a background thread.
+
+        Parameters
+        ----------
+        layer : napari.layers.Layer, optional
+            The layer; the one chosen in the widget when None.
+        start : bool
+            Start the worker; pass False to connect to its signals first
+            and call ``worker.start()`` yourself.
+
+        Returns
+        -------
+        GeneratorWorker or None
+            None when the run could not start (the reason is shown as a
+            notification) or one is already running.
+        """
+        if isinstance(layer, bool):  # the button's "changed" signal passes its state
+            layer = None
+        if self.busy:
+            show_info("a colorization is already running; cancel it first")
+            return None
+        try:
+            job = self._make_job(layer if layer is not None else self.image.value)
+        except Exception as exc:
+            self._report(exc)
+            return None
+        worker = thread_worker(_run_job, start_thread=False)(job)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(self._on_returned)
+        worker.aborted.connect(self._on_aborted)
+        worker.finished.connect(self._on_finished)
+        self._worker, self._job = worker, job
+        self._progress = progress(total=0, desc=f"Colorizing {job.source}")
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = f"colorizing {job.source}..."
+        if start:
+            worker.start()
+        return worker
+
+    def cancel(self, _value=None) -> None:
+        """Stop the running colorization after the current tile or plane."""
+        if self._job is not None:
+            self._job.request_stop()
+        if self._worker is not None:
+            self._worker.quit()
+            self.status.value = "cancelling..."
+
+    def _on_progress(self, event) -> None:
+        bar = self._progress
+        if bar is None:
+            return
+        total = int(getattr(event, "total", 0) or 0)
+        done = int(getattr(event, "done", 0) or 0)
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(max(done - bar.n, 0))
+        message = getattr(event, "message", "")
+        if message:
+            bar.set_description(message)
+            self.status.value = message
+
+    def _on_returned(self, result: _Result) -> None:
+        job = self._job
+        if result.error is not None:
+            self._report(result.error)
+            return
+        if result.rgb is None or job is None:  # stopped before the end
+            self.status.value = "cancelled"
+            return
+        try:
+            colorized = add_or_replace_image(
+                self._viewer, result.rgb, {**job.outputs["colorized"], "rgb": True}
+            )
+            if result.lab is not None:
+                for channel, data in zip(LAB_CHANNELS, result.lab):
+                    kwargs = {
+                        **job.outputs[channel],
+                        **lab_display_kwargs(channel),
+                        "visible": False,
+                    }
+                    add_or_replace_image(self._viewer, data, kwargs)
+            self._viewer.layers.selection.active = colorized
+        except Exception as exc:
+            self._report(exc)
+            return
+        self.status.value = f"done: {colorized.name}"
+
+    def _on_aborted(self) -> None:
+        self.status.value = "cancelled"
+        show_info("colorization cancelled")
+
+    def _on_finished(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+        self._progress = None
+        self._worker = None
+        self._job = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def _report(self, exc: BaseException) -> None:
+        message = str(exc) or type(exc).__name__
+        self.status.value = f"error: {message}"
+        show_error(message)
