@@ -38,33 +38,53 @@ def _format_size(n_bytes) -> str:
     return "-"
 
 
+def _finite(value):
+    """NaN/inf metrics become null, so that ``--json`` prints strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _run_models(args) -> int:
     from .registry import list_models
 
     models = list_models()
     if args.json:
-        print(json.dumps(models, indent=2, default=str))
+        print(json.dumps(_finite(models), indent=2, default=str))
         return 0
-    rows = [("name", "arch", "source", "size", "trained on", "metrics")]
+    rows = [("name", "arch", "source", "size", "local", "trained on", "metrics")]
     for m in models:
         metrics = ", ".join(
             f"{k}={v:.3g}"
             for k, v in (m.get("metrics") or {}).items()
             if isinstance(v, (int, float))
         )
+        data = m.get("data")
+        if isinstance(data, (dict, list)):
+            data = json.dumps(data)
         rows.append(
             (
                 m["name"],
                 m["arch"],
                 m["source"],
                 _format_size(m.get("size")),
-                str(m.get("data") or "-"),
+                "yes" if m.get("available") else "no",
+                str(data or "-"),
                 metrics or "-",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    for m in models:
+        if m.get("error"):
+            print(f"{m['name']}: {m['error']}", file=sys.stderr)
+    if any(m["source"] == "url" and not m.get("available") for m in models):
+        print("(models with local=no are downloaded on first use)", file=sys.stderr)
     return 0
 
 

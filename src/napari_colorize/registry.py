@@ -1,0 +1,890 @@
+"""Model names -> architectures, configs and weights.
+
+Two tables live here, each entry one line:
+
+- **architectures**: name -> (``"module:ModelClass"``, ``"module:ConfigClass"``,
+  description). Modules are imported only when a model is built, so listing is
+  cheap and an architecture whose module is missing fails with a clear message
+  only when it is used.
+- **named models** (:class:`PretrainedModel`): a bundled file under ``weights/``,
+  a URL with its sha256 fetched by pooch into the user cache, or a local path
+  registered by the user (:func:`register_model`, optionally persisted).
+
+``load_model(name_or_path)`` turns either a name or a checkpoint path into a
+ready model in eval mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import os
+import re
+import sys
+import typing
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as _ckpt
+from .errors import CheckpointError, ColorizeError, DownloadError, UnknownModelError
+
+__all__ = [
+    "WEIGHTS_DIR",
+    "PretrainedModel",
+    "architectures",
+    "build_model",
+    "cache_dir",
+    "get_model",
+    "list_models",
+    "load_model",
+    "matching_architectures",
+    "model_names",
+    "register_architecture",
+    "register_model",
+    "register_pretrained",
+    "reload_user_models",
+    "resolve_weights",
+    "unregister_architecture",
+    "unregister_model",
+    "user_models_file",
+]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CACHE_ENV = "NAPARI_COLORIZE_CACHE"
+DATA_ENV = "NAPARI_COLORIZE_DATA"
+_APP = "napari-colorize"
+
+# ----------------------------------------------------------------- architectures
+
+_M = "napari_colorize.models"
+#: name -> (model class, config dataclass, description); import strings, loaded lazily.
+_ARCHITECTURES: dict[str, tuple[Any, Any, str]] = {
+    "alpha": (f"{_M}.alpha:AlphaColorizer", f"{_M}.alpha:AlphaConfig",
+              "small conv encoder-decoder, L -> ab, fit to one image"),
+    "beta": (f"{_M}.beta:BetaColorizer", f"{_M}.beta:BetaConfig",
+             "the alpha family trained on many images"),
+    "full": (f"{_M}.fusion:FusionColorizer", f"{_M}.fusion:FusionConfig",
+             "beta's encoder fused with an Inception v3 class embedding (Deep Koalarization)"),
+    "gan": (f"{_M}.unet:UNetColorizer", f"{_M}.unet:UNetConfig",
+            "pix2pix U-Net generator with spectral norm and self-attention (pix2pixHD losses)"),
+    "inception": (f"{_M}.inception:InceptionV3", f"{_M}.inception:InceptionConfig",
+                  "Inception v3 classifier giving the class probabilities"),
+    "eccv16": (f"{_M}.zhang:ECCV16Colorizer", f"{_M}.zhang:ECCV16Config",
+               "Zhang et al. 2016, 313 quantised ab bins"),
+    "siggraph17": (f"{_M}.zhang:SIGGRAPH17Colorizer", f"{_M}.zhang:SIGGRAPH17Config",
+                   "Zhang et al. 2017, user-guided: L + ab hints + hint mask"),
+}  # fmt: skip
+
+
+def architectures() -> list[str]:
+    """Names of the registered architectures, in registration order."""
+    return list(_ARCHITECTURES)
+
+
+def describe_architectures() -> list[dict]:
+    """The architectures with their description and model/config classes (as strings)."""
+    return [
+        {"name": n, "model": _qualname(m), "config": _qualname(c), "description": d}
+        for n, (m, c, d) in _ARCHITECTURES.items()
+    ]
+
+
+def register_architecture(
+    name: str, module_cls, config_cls, description: str = "", *, replace: bool = False
+) -> None:
+    """Register an architecture (used by tests and plugins).
+
+    Parameters
+    ----------
+    name : str
+        The name stored in checkpoints (``arch``).
+    module_cls : type or str
+        The ``nn.Module`` class taking a config instance, or ``"module:Class"``.
+    config_cls : type or str
+        The config dataclass, or ``"module:Class"``.
+    description : str
+    replace : bool
+        Allow replacing an existing registration.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("an architecture name must be a non-empty string")
+    if name in _ARCHITECTURES and not replace:
+        raise ValueError(
+            f"architecture {name!r} is already registered; pick another name or pass replace=True"
+        )
+    _ARCHITECTURES[name] = (module_cls, config_cls, description)
+
+
+def unregister_architecture(name: str) -> None:
+    """Remove an architecture registered with :func:`register_architecture`."""
+    _ARCHITECTURES.pop(name, None)
+
+
+def _qualname(obj) -> str:
+    if isinstance(obj, str):
+        return obj
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+def _import_string(spec, what: str):
+    """Resolve ``"package.module:attr"`` (or return a non-string as it is)."""
+    if not isinstance(spec, str):
+        return spec
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise ColorizeError(
+                f"{what} needs the module {module_name}, which this installation of "
+                "napari-colorize does not have (not written yet, or an incomplete install); "
+                "upgrade or reinstall napari-colorize"
+            ) from exc
+        raise ColorizeError(
+            f"{what} needs the package {exc.name!r}, which is not installed: "
+            f"pip install {exc.name}"
+        ) from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ColorizeError(
+            f"{what} needs {spec}, but {module_name} has no {attr!r}; "
+            "upgrade or reinstall napari-colorize"
+        ) from exc
+
+
+def _architecture(arch: str):
+    try:
+        return _ARCHITECTURES[arch]
+    except (KeyError, TypeError):
+        raise UnknownModelError(
+            f"unknown architecture {arch!r}; known architectures: {', '.join(_ARCHITECTURES)}"
+        ) from None
+
+
+def _coerce(value, annotation, default):
+    """Undo JSON's lossy bits: lists back to tuples, dicts back to nested dataclasses."""
+    if (
+        isinstance(annotation, type)
+        and dataclasses.is_dataclass(annotation)
+        and isinstance(value, Mapping)
+    ):
+        return _config_from_dict(annotation, value, f"config field of type {annotation}")
+    if isinstance(value, list):
+        origin = typing.get_origin(annotation)
+        if isinstance(default, tuple) or annotation is tuple or origin is tuple:
+            return tuple(value)
+    return value
+
+
+def _config_from_dict(config_cls, values: Mapping, arch: str):
+    if hasattr(config_cls, "from_dict"):
+        return config_cls.from_dict(dict(values))
+    if not dataclasses.is_dataclass(config_cls):
+        return config_cls(**values)
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"unknown config field(s) for architecture {arch!r}: {', '.join(unknown)}; "
+            f"valid fields: {', '.join(fields)}"
+        )
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:  # unresolvable forward references: no coercion by annotation
+        hints = {}
+    kwargs = {}
+    for key, value in values.items():
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if default is None and f.default_factory is not dataclasses.MISSING:
+            with contextlib.suppress(Exception):
+                default = f.default_factory()
+        annotation = hints.get(key)
+        if annotation is None and default is not None:
+            annotation = type(default)
+        kwargs[key] = _coerce(value, annotation, default)
+    try:
+        return config_cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"invalid config for architecture {arch!r}: {exc}") from exc
+
+
+def build_model(arch: str, config=None):
+    """Build an untrained model of a registered architecture.
+
+    Parameters
+    ----------
+    arch : str
+        Architecture name (see :func:`architectures`).
+    config : dict, config dataclass instance or None
+        Config fields; missing ones take the dataclass defaults. JSON lists are
+        turned back into tuples where the field is a tuple.
+
+    Returns
+    -------
+    torch.nn.Module
+
+    Raises
+    ------
+    UnknownModelError
+        ``arch`` is not registered.
+    ValueError
+        ``config`` has fields the config dataclass does not know (the message lists
+        the valid ones).
+    ColorizeError
+        The architecture's module is not available in this installation.
+    """
+    module_spec, config_spec, _ = _architecture(arch)
+    what = f"architecture {arch!r}"
+    config_cls = _import_string(config_spec, what)
+    module_cls = _import_string(module_spec, what)
+    if config is None:
+        config = config_cls()
+    elif isinstance(config, Mapping):
+        config = _config_from_dict(config_cls, config, arch)
+    elif not isinstance(config, config_cls):
+        raise TypeError(
+            f"config for architecture {arch!r} must be a dict or a {config_cls.__name__}, "
+            f"not {type(config).__name__}"
+        )
+    return module_cls(config)
+
+
+def matching_architectures(state: Mapping) -> list[str]:
+    """Architectures whose default-config model has exactly the keys and shapes of ``state``.
+
+    The candidates are built on torch's ``meta`` device (no memory, no init cost);
+    those whose module is unavailable or fails to build are skipped.
+    """
+    import torch
+
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    found = []
+    for arch in _ARCHITECTURES:
+        try:
+            with torch.device("meta"):
+                model = build_model(arch)
+            theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        except Exception:
+            continue
+        if theirs == shapes:
+            found.append(arch)
+    return found
+
+
+# ----------------------------------------------------------------- named models
+
+
+@dataclass(frozen=True)
+class PretrainedModel:
+    """A named model: an architecture plus where its weights come from.
+
+    Attributes
+    ----------
+    name : str
+    arch : str
+        Architecture name; for bundled and user files the file's own metadata wins.
+    description : str
+    source : {"bundled", "url", "path"}
+    filename : str
+        File name under ``weights/`` (bundled), in the cache (url), or the full
+        path (path).
+    url, sha256, size : optional
+        Download location, its sha256 (hex) and size in bytes (url).
+    convert : str or callable, optional
+        ``"module:function"`` turning a foreign state dict (``.pth``) into this
+        package's layout: ``convert(state_dict) -> state_dict``. Applied once;
+        the result is cached as a safetensors checkpoint next to the download.
+    config : dict
+        Architecture config for foreign files that carry none.
+    data : object
+        What it was trained on, for listing before the file is present.
+    extra : dict
+        Stored in the converted checkpoint's ``extra`` (``chroma_size``, ``hints``).
+    """
+
+    name: str
+    arch: str
+    description: str = ""
+    source: str = "bundled"
+    filename: str = ""
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    convert: str | Callable | None = None
+    config: dict = field(default_factory=dict)
+    data: Any = None
+    extra: dict = field(default_factory=dict)
+
+
+#: Bundled checkpoints under ``weights/<name>.safetensors``: name -> (arch, description).
+#: An entry whose file is not there yet is not listed.
+_BUNDLED = {
+    "beta-punks": ("beta", "beta trained on CryptoPunks"),
+    "full-punks": ("full", "beta encoder + Inception class embedding, trained on CryptoPunks"),
+    "gan-punks": ("gan", "U-Net GAN generator trained on CryptoPunks"),
+    "inception-punks": ("inception", "Inception v3 classifier of CryptoPunk attributes"),
+    "beta-punks-hints": ("beta", "hint-aware beta trained on CryptoPunks with random hints"),
+}
+
+_ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com"
+_ZHANG_DATA = "ImageNet (Zhang et al., published weights)"
+#: Published weights fetched on first use.
+_DOWNLOADS = [
+    PretrainedModel(
+        "eccv16", "eccv16", "Zhang et al. ECCV 2016 colorizer for natural photos",
+        source="url", filename="colorization_release_v2-9b330a0b.pth",
+        url=f"{_ZHANG_URL}/colorization_release_v2-9b330a0b.pth",
+        sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
+        size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
+    ),
+    PretrainedModel(
+        "siggraph17", "siggraph17", "Zhang et al. SIGGRAPH 2017 user-guided colorizer (hints)",
+        source="url", filename="siggraph17-df00044c.pth",
+        url=f"{_ZHANG_URL}/siggraph17-df00044c.pth",
+        sha256="df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
+        size=136_787_426, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
+        extra={"hints": True},
+    ),
+]  # fmt: skip
+
+_PRETRAINED: dict[str, PretrainedModel] = {
+    **{
+        name: PretrainedModel(name, arch, desc, "bundled", f"{name}.safetensors")
+        for name, (arch, desc) in _BUNDLED.items()
+    },
+    **{m.name: m for m in _DOWNLOADS},
+}
+_user_models: dict[str, PretrainedModel] | None = None
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+def register_pretrained(entry: PretrainedModel, *, replace: bool = False) -> None:
+    """Add a named model with a bundled or URL source (for plugins and tests)."""
+    if entry.source not in ("bundled", "url", "path"):
+        raise ValueError(f"source must be 'bundled', 'url' or 'path', not {entry.source!r}")
+    if entry.source == "url" and not (entry.url and entry.sha256):
+        raise ValueError(f"model {entry.name!r} has source 'url' but no url and sha256")
+    if entry.name in _PRETRAINED and not replace:
+        raise ValueError(f"a model named {entry.name!r} is already registered")
+    _PRETRAINED[entry.name] = entry
+
+
+def cache_dir() -> Path:
+    """Where downloads go: ``$NAPARI_COLORIZE_CACHE`` or the platform's user cache dir."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(_APP))
+
+
+def _data_dir() -> Path:
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(_APP))
+
+
+def user_models_file() -> Path:
+    """The JSON file holding the models registered with ``persist=True``.
+
+    Under ``platformdirs.user_data_dir("napari-colorize")`` (or ``$NAPARI_COLORIZE_DATA``).
+    """
+    return _data_dir() / "models.json"
+
+
+def _read_user_file() -> dict:
+    path = user_models_file()
+    if not path.exists():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        models = content["models"]
+        if not isinstance(models, dict):
+            raise TypeError("'models' is not an object")
+        return models
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.warn(
+            f"ignoring the registered models in {path}: the file cannot be read ({exc}); "
+            "delete or fix it",
+            stacklevel=3,
+        )
+        return {}
+
+
+def _write_user_file(models: dict) -> None:
+    text = json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True)
+    _ckpt.atomic_write(user_models_file(), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def reload_user_models() -> None:
+    """Read the persisted user models again (done automatically on first use)."""
+    global _user_models
+    loaded = {}
+    for name, info in _read_user_file().items():
+        try:
+            path = Path(info["path"])
+            description = str(info.get("description", ""))
+        except (KeyError, TypeError):
+            warnings.warn(f"ignoring the malformed registered model {name!r}", stacklevel=2)
+            continue
+        if not path.is_file():
+            warnings.warn(
+                f"registered model {name!r} points to {str(path)!r}, which no longer exists; "
+                f"skipped. Register it again, or remove it with "
+                f"napari_colorize.registry.unregister_model({name!r})",
+                stacklevel=2,
+            )
+            continue
+        loaded[name] = PretrainedModel(name, "", description, "path", str(path))
+    _user_models = loaded
+
+
+def _users() -> dict[str, PretrainedModel]:
+    if _user_models is None:
+        reload_user_models()
+    return _user_models  # type: ignore[return-value]
+
+
+def _entries() -> dict[str, PretrainedModel]:
+    return {**_PRETRAINED, **_users()}
+
+
+def register_model(name: str, path, *, description: str = "", persist: bool = False) -> None:
+    """Give a checkpoint file a name usable everywhere a model name is.
+
+    Parameters
+    ----------
+    name : str
+        Letters, digits and ``. _ + -``; not the name of a built-in model.
+        Registering a name again replaces the earlier user model.
+    path : str or path-like
+        A napari-colorize ``.safetensors`` checkpoint.
+    description : str
+    persist : bool
+        Also store it in :func:`user_models_file`, so that it is registered in
+        every later session.
+
+    Raises
+    ------
+    FileNotFoundError, CheckpointError
+        The file is missing or not a napari-colorize checkpoint.
+    ValueError
+        A bad name, or the name of a built-in model.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"invalid model name {name!r}: use letters, digits and '.', '_', '+', '-', "
+            "starting with a letter or digit"
+        )
+    if name in _PRETRAINED:
+        raise ValueError(f"{name!r} is the name of a built-in model; choose another name")
+    path = Path(path).expanduser().resolve()
+    meta = _ckpt.read_metadata(path)
+    if meta.arch is None:
+        raise CheckpointError(
+            f"{str(path)!r} is a plain PyTorch state dict with no architecture; save it as "
+            "a checkpoint first (napari_colorize.checkpoint.save_checkpoint(..., arch=...))"
+        )
+    _users()[name] = PretrainedModel(name, meta.arch, description, "path", str(path))
+    if persist:
+        models = _read_user_file()
+        models[name] = {"path": str(path), "description": description}
+        _write_user_file(models)
+
+
+def unregister_model(name: str, *, persist: bool = True) -> None:
+    """Forget a user model (and, with ``persist``, remove it from the user models file)."""
+    _users().pop(name, None)
+    if persist:
+        models = _read_user_file()
+        if models.pop(name, None) is not None:
+            _write_user_file(models)
+
+
+def model_names() -> list[str]:
+    """Names of all registered models (listed or not)."""
+    return list(_entries())
+
+
+def get_model(name: str) -> PretrainedModel:
+    """The registry entry of a named model.
+
+    Raises
+    ------
+    UnknownModelError
+        Listing the registered names, and saying a checkpoint path works too.
+    """
+    try:
+        return _entries()[name]
+    except (KeyError, TypeError):
+        names = [n for n in _entries() if _available_or_fetchable(_entries()[n])]
+        raise UnknownModelError(
+            f"unknown model {name!r}; registered models: {', '.join(names) or 'none'}. "
+            "A checkpoint file path (.safetensors, or a .pt/.pth state dict) works too"
+        ) from None
+
+
+def _available_or_fetchable(entry: PretrainedModel) -> bool:
+    return entry.source == "url" or _local_file(entry) is not None
+
+
+def _converted_path(entry: PretrainedModel) -> Path:
+    return cache_dir() / (Path(entry.filename).stem + ".safetensors")
+
+
+def _local_file(entry: PretrainedModel) -> Path | None:
+    """The file of an entry if it is on this machine now (no download, no hashing)."""
+    if entry.source == "bundled":
+        path = WEIGHTS_DIR / entry.filename
+    elif entry.source == "path":
+        path = Path(entry.filename)
+    else:
+        if _needs_conversion(entry):
+            path = _converted_path(entry)
+        else:
+            path = cache_dir() / entry.filename
+            if entry.size is not None and path.is_file() and path.stat().st_size != entry.size:
+                return None
+    return path if path.is_file() else None
+
+
+def _needs_conversion(entry: PretrainedModel) -> bool:
+    return Path(entry.filename).suffix.lower() in _ckpt.TORCH_SUFFIXES
+
+
+def list_models() -> list[dict]:
+    """Describe the named models, reading only checkpoint headers.
+
+    Bundled entries whose file is not shipped are left out.
+
+    Returns
+    -------
+    list of dict
+        Keys: ``name``, ``arch``, ``source``, ``size`` (bytes of the weights file;
+        the download size for URL models), ``data``, ``metrics``, ``available``
+        (the file is on this machine), ``description``, ``path`` (the local file
+        or None), ``url`` (or None), and ``error`` when a local file is unreadable.
+    """
+    rows = []
+    for entry in _entries().values():
+        local = _local_file(entry)
+        if entry.source == "bundled" and local is None:
+            continue
+        row = {
+            "name": entry.name,
+            "arch": entry.arch,
+            "source": entry.source,
+            "size": entry.size,
+            "data": entry.data,
+            "metrics": {},
+            "available": local is not None,
+            "description": entry.description,
+            "path": str(local) if local is not None else None,
+            "url": entry.url,
+        }
+        if entry.source == "path" and local is None:
+            row["path"] = entry.filename
+            row["error"] = "file missing"
+        if local is not None:
+            if entry.source != "url":
+                row["size"] = local.stat().st_size
+            try:
+                meta = _ckpt.read_metadata(local)
+            except (CheckpointError, OSError) as exc:
+                row["available"] = False
+                row["error"] = str(exc)
+            else:
+                if meta.arch:
+                    row["arch"] = meta.arch
+                row["data"] = meta.data if meta.data is not None else entry.data
+                row["metrics"] = meta.metrics
+                if not row["description"]:
+                    row["description"] = str(meta.extra.get("description", ""))
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------- weights
+
+
+class _Progress:
+    """The progress-bar object pooch drives (``total``, ``update``, ``reset``, ``close``).
+
+    Forwards to the ``progress`` callback and, when ``bar`` is true, to a tqdm bar
+    that is only created once the download has started (so a failed connection
+    prints no empty bar).
+    """
+
+    def __init__(self, callback, bar: bool):
+        self.callback = callback
+        self.want_bar = bar
+        self.bar = None
+        self.done = 0
+        self._total = None
+
+    @property
+    def total(self):
+        return self._total
+
+    @total.setter
+    def total(self, value):
+        self._total = value
+        if self.want_bar and self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=value, unit="B", unit_scale=True, leave=True, file=sys.stderr)
+
+    def update(self, n: int) -> None:
+        # pooch counts whole chunks, so the last one overshoots
+        self.done = min(self.done + n, self._total) if self._total else self.done + n
+        if self.bar is not None:
+            self.bar.n = self.done
+            self.bar.refresh()
+        if self.callback is not None:
+            self.callback(self.done, self._total or None)
+
+    def reset(self) -> None:
+        self.done = 0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _offline_advice(entry: PretrainedModel, target: Path) -> str:
+    return (
+        f"If this computer is offline, fetch {entry.url} on another one "
+        f"(sha256 {entry.sha256}), then either copy it to {str(target)!r} or load it by "
+        f"path: `napari-colorize colorize --model PATH ...` / "
+        f"napari_colorize.registry.load_model(PATH)"
+    )
+
+
+def _download(entry: PretrainedModel, progress, progressbar: bool) -> Path:
+    import pooch
+    import requests
+
+    folder = cache_dir()
+    target = folder / entry.filename
+    use_bar = progressbar and not (target.is_file() and target.stat().st_size == entry.size)
+    bar = _Progress(progress, use_bar) if (progress is not None or use_bar) else False
+    downloader = None
+    if entry.url.startswith(("http://", "https://")):
+        downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60)
+    try:
+        got = pooch.retrieve(
+            entry.url,
+            known_hash=f"sha256:{entry.sha256}",
+            fname=entry.filename,
+            path=folder,
+            downloader=downloader,
+            progressbar=bar,
+        )
+    except ValueError as exc:  # pooch: hash mismatch (its temp file is already gone)
+        _remove_if_bad(target, entry.sha256)
+        raise DownloadError(
+            f"the download of model {entry.name!r} from {entry.url} does not have the expected "
+            f"sha256 {entry.sha256}; it was refused and nothing was kept ({exc}). "
+            + _offline_advice(entry, target)
+        ) from exc
+    except (requests.RequestException, OSError) as exc:
+        _remove_if_bad(target, entry.sha256)
+        raise DownloadError(
+            f"could not download the weights of model {entry.name!r} from {entry.url} "
+            f"({type(exc).__name__}: {exc}). " + _offline_advice(entry, target)
+        ) from exc
+    finally:
+        if bar:
+            bar.close()
+    return Path(got)
+
+
+def _remove_if_bad(path: Path, sha256: str) -> None:
+    import pooch
+
+    with contextlib.suppress(OSError):
+        if path.is_file() and pooch.file_hash(str(path)) != sha256:
+            path.unlink()
+
+
+def _convert(entry: PretrainedModel, state: dict) -> dict:
+    if entry.convert is None:
+        return state
+    fn = _import_string(entry.convert, f"model {entry.name!r}")
+    return fn(state)
+
+
+def _convert_download(entry: PretrainedModel, raw: Path) -> Path:
+    out = _converted_path(entry)
+    state = _convert(entry, _ckpt.load_torch_state(raw))
+    _ckpt.save_checkpoint(
+        out,
+        state,
+        arch=entry.arch,
+        config=entry.config,
+        data=entry.data,
+        extra={
+            **entry.extra,
+            "description": entry.description,
+            "source": {"url": entry.url, "sha256": entry.sha256, "file": entry.filename},
+        },
+    )
+    return out
+
+
+def resolve_weights(name: str, *, progress=None, progressbar: bool = True) -> Path:
+    """The local checkpoint file of a named model, downloading it if needed.
+
+    Parameters
+    ----------
+    name : str
+        A registered model name.
+    progress : callable, optional
+        ``progress(done_bytes, total_bytes_or_None)`` during a download (e.g. to
+        drive a napari progress bar).
+    progressbar : bool
+        Also show a tqdm bar on stderr during a download.
+
+    Returns
+    -------
+    pathlib.Path
+        A ``.safetensors`` checkpoint (a downloaded ``.pth`` is converted once and
+        the converted file reused afterwards).
+
+    Raises
+    ------
+    UnknownModelError
+        No such name.
+    DownloadError
+        Offline, server error, or a file whose sha256 differs (nothing is kept).
+    FileNotFoundError
+        A bundled or user file that is missing.
+    """
+    entry = get_model(name)
+    if entry.source == "bundled":
+        path = WEIGHTS_DIR / entry.filename
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the bundled weights of model {name!r} ({str(path)!r}) are not in this "
+                "installation; upgrade or reinstall napari-colorize"
+            )
+        return path
+    if entry.source == "path":
+        path = Path(entry.filename)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"model {name!r} points to {str(path)!r}, which no longer exists; register "
+                f"the file again or unregister_model({name!r})"
+            )
+        return path
+    if _needs_conversion(entry):
+        converted = _converted_path(entry)
+        if converted.is_file():
+            return converted
+        return _convert_download(entry, _download(entry, progress, progressbar))
+    return _download(entry, progress, progressbar)
+
+
+def _published_entry_for(path: Path) -> PretrainedModel | None:
+    """The URL entry a foreign file is a copy of (by name, else by size and sha256)."""
+    downloads = [e for e in _entries().values() if e.source == "url" and e.sha256]
+    for entry in downloads:
+        if path.name == entry.filename:
+            return entry
+    size = path.stat().st_size
+    candidates = [e for e in downloads if e.size == size]
+    if candidates:
+        import pooch
+
+        digest = pooch.file_hash(str(path))
+        for entry in candidates:
+            if entry.sha256 == digest:
+                return entry
+    return None
+
+
+def load_model(
+    name_or_path, device="cpu", *, progress=None, progressbar: bool = True, arch=None, config=None
+):
+    """Load a named model or a checkpoint file, ready for inference.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A registered model name (:func:`list_models`) or a checkpoint path. A
+        ``.pt``/``.pth`` state dict is accepted when it is a copy of a published
+        file (recognised by name or sha256) or when ``arch`` is given.
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
+    progress, progressbar
+        Download progress, see :func:`resolve_weights`.
+    arch, config : optional
+        Architecture and config of a plain state dict without metadata.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        In eval mode, on ``device``.
+    meta : CheckpointMeta
+    """
+    from .devices import resolve_device
+
+    key = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
+    entry = None
+    if isinstance(key, str) and key in _entries() and not isinstance(name_or_path, os.PathLike):
+        path = resolve_weights(key, progress=progress, progressbar=progressbar)
+    else:
+        path = Path(key).expanduser()
+        if not path.exists():
+            looks_like_path = isinstance(name_or_path, os.PathLike) or any(
+                s in str(key) for s in ("/", "\\", ".safetensors", ".pt")
+            )
+            if looks_like_path:
+                _ckpt.read_metadata(path)  # raises the FileNotFoundError with advice
+            get_model(str(key))  # raises UnknownModelError listing the names
+    ckpt = _ckpt.load_checkpoint(path)
+    meta = ckpt.meta
+    state = ckpt.model_state
+    if meta.arch is None:
+        entry = _published_entry_for(path) if arch is None else None
+        if entry is not None:
+            state = _convert(entry, state)
+            meta = dataclasses.replace(
+                meta, arch=entry.arch, config=dict(entry.config), data=entry.data,
+                extra=dict(entry.extra),
+            )  # fmt: skip
+        elif arch is not None:
+            meta = dataclasses.replace(meta, arch=arch, config=_ckpt.config_to_dict(config))
+        else:
+            raise CheckpointError(
+                f"{str(path)!r} is a plain PyTorch state dict without an architecture; pass "
+                f"arch=... (one of {', '.join(_ARCHITECTURES)}) and its config, or save it "
+                "as a checkpoint with napari_colorize.checkpoint.save_checkpoint"
+            )
+    elif arch is not None and arch != meta.arch:
+        raise CheckpointError(
+            f"{str(path)!r} holds architecture {meta.arch!r}, not {arch!r}; "
+            "leave arch out to use the file's own"
+        )
+    _architecture(meta.arch)
+    try:
+        model = build_model(meta.arch, meta.config)
+    except ValueError as exc:
+        raise CheckpointError(
+            f"cannot build the model saved in {str(path)!r}: {exc}. "
+            + _ckpt.fit_advice(state, meta.arch)
+        ) from exc
+    _ckpt.load_state_into(model, state, source=path, arch=meta.arch, config=meta.config)
+    model.eval()
+    return model.to(resolve_device(device)), meta
