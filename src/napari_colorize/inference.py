@@ -1,0 +1,1007 @@
+"""Colorize images of any size: tiled, batched, nD and lazy-array aware prediction.
+
+A :class:`Colorizer` wraps one model (any ``nn.Module`` honouring the model
+contract, or a registered name / checkpoint path). For each 2D plane of the input
+it
+
+1. converts the plane to CIE L in [0, 100] with :mod:`napari_colorize.images`
+   (the intensity range is computed once for the whole stack, so every plane is
+   scaled the same way);
+2. shrinks L to the *working size* (``chroma_size``: the longest side the network
+   sees) and predicts ab there, in overlapping tiles blended with a raised-cosine
+   window when the working image is larger than ``tile``;
+3. upsamples ab bilinearly onto the full-resolution L and converts Lab to RGB in
+   row strips, so memory stays bounded for very large images. The result keeps
+   the input's own L: colours that fall outside the sRGB gamut are desaturated
+   towards the gray of the same luminance rather than clipped, so lightness
+   never changes.
+
+Stacks are read one plane at a time (dask and zarr arrays are never
+materialised whole), in groups of planes that share one network batch, while a
+background thread reads the next planes. The work is a generator of
+:class:`ColorizeProgress` events (:meth:`Colorizer.run`) that checks
+:meth:`Colorizer.request_stop` between tiles and planes.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import math
+import os
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import images
+from .color import _F_INV_SWITCH, _KAPPA, _XYZ_FROM_RGB, AB_SCALE, WHITE_D65, l_to_net
+
+__all__ = [
+    "DEFAULT_CHROMA_SIZE",
+    "ColorizeProgress",
+    "Colorizer",
+    "clear_model_cache",
+    "colorize",
+]
+
+#: Working size (longest side, in pixels) when neither the caller nor the model says.
+DEFAULT_CHROMA_SIZE = 256
+#: Row strips of about this many pixels bound the memory of the Lab -> RGB step.
+_STRIP_PIXELS = 1 << 20
+#: Blocks of about this many pixels are what one worker thread converts at a time.
+_BLOCK_PIXELS = 1 << 15
+#: A group of planes read together holds at most about this many pixels of L.
+_GROUP_PIXELS = 1 << 24
+#: Smallest tile the out-of-memory fallback goes down to.
+_MIN_TILE = 32
+#: Resolution of the linear-light -> sRGB uint8 lookup table.
+_LUT_SIZE = 1 << 16
+#: How many loaded models :func:`colorize` keeps.
+_MODEL_CACHE_SIZE = 4
+
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
+_OUTPUTS = ("rgb", "lab", "ab")
+
+
+@dataclass(frozen=True)
+class ColorizeProgress:
+    """One progress event of :meth:`Colorizer.run`.
+
+    Attributes
+    ----------
+    done, total : int
+        Work steps done and in all: one per network tile of each plane plus one
+        per plane for assembling its colours. ``total`` may change when the
+        out-of-memory fallback re-tiles.
+    plane_index : tuple of int or None
+        Index into the input's leading axes of the plane just worked on
+        (``()`` for a single image); None before the first plane.
+    message : str
+        What just happened, for a status line.
+    """
+
+    done: int
+    total: int
+    plane_index: tuple[int, ...] | None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """``done / total`` in [0, 1]."""
+        return min(1.0, self.done / self.total) if self.total else 1.0
+
+
+# ------------------------------------------------------------------ tiling
+
+
+def _tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Evenly spaced starts of ``tile``-long tiles covering ``n``, overlapping >= ``overlap``."""
+    if n <= tile:
+        return [0]
+    k = math.ceil((n - overlap) / (tile - overlap))
+    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+
+
+def _axis_weights(n: int, tile: int, overlap: int) -> list[tuple[int, np.ndarray]]:
+    """``(start, weight)`` per tile along one axis; the weights sum to 1 at every position.
+
+    Neighbours cross-fade with a raised cosine over the middle of their overlap;
+    the outer quarter of the overlap on each side gets weight 0, so pixels whose
+    receptive field reaches past the tile edge are never used.
+    """
+    starts = _tile_starts(n, tile, overlap)
+    size = min(n, tile)
+    weights = [np.ones(size, dtype=np.float32) for _ in starts]
+    fade = max(1, overlap - 2 * (overlap // 4))
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade, dtype=np.float64) + 0.5) / fade)
+    for i in range(len(starts) - 1):
+        a, b = starts[i + 1], starts[i] + size  # the overlap of tiles i and i+1
+        lo = (a + b) // 2 - fade // 2
+        left, right = weights[i], weights[i + 1]
+        # tile i fades out over [lo, lo + fade), tile i + 1 fades in
+        left[lo - starts[i] : lo - starts[i] + fade] *= (1.0 - ramp).astype(np.float32)
+        left[lo - starts[i] + fade :] = 0.0
+        right[: lo - a] = 0.0
+        right[lo - a : lo - a + fade] *= ramp.astype(np.float32)
+    return list(zip(starts, weights))
+
+
+@dataclass
+class _Tiling:
+    """Tiles of one working-size plane, all of the same size so they batch."""
+
+    shape: tuple[int, int]
+    size: tuple[int, int]
+    tiles: list[tuple[int, int, Any]]  # (y0, x0, 2D weight tensor or None)
+
+    @classmethod
+    def build(cls, shape, tile, overlap, torch, device):
+        h, w = shape
+        if h <= tile and w <= tile:
+            return cls(shape, (h, w), [(0, 0, None)])
+        overlap = max(0, min(overlap, tile // 2))
+        rows = _axis_weights(h, tile, overlap)
+        cols = _axis_weights(w, tile, overlap)
+        tiles = []
+        for y0, wy in rows:
+            for x0, wx in cols:
+                weight = torch.from_numpy(np.outer(wy, wx)).to(device)
+                tiles.append((y0, x0, weight))
+        return cls(shape, (min(h, tile), min(w, tile)), tiles)
+
+
+# ---------------------------------------------------------- lab -> colours
+
+
+def _bilinear_taps(n_out: int, n_in: int, torch, device):
+    """Source rows and weights of a bilinear resize along one axis.
+
+    The same sampling as ``F.interpolate(mode="bilinear", align_corners=False)``,
+    so the vertical half of the upsampling can be done a few rows at a time.
+    """
+    pos = (torch.arange(n_out, dtype=torch.float64, device=device) + 0.5) * (n_in / n_out) - 0.5
+    pos = pos.clamp_(min=0.0)
+    i0 = pos.floor().long().clamp_(max=n_in - 1)
+    i1 = (i0 + 1).clamp_(max=n_in - 1)
+    frac = (pos - i0).to(torch.float32)
+    return i0, i1, frac
+
+
+def _single_threaded_torch():
+    import torch
+
+    # worker threads each run torch ops on small blocks; their own intra-op
+    # threads would only fight over the same cores
+    torch.set_num_threads(1)
+
+
+class _Composer:
+    """Full-resolution results from L and working-size ab, in blocks of rows.
+
+    On the CPU, blocks of about ``_BLOCK_PIXELS`` (cache-sized) are spread over
+    a pool of single-threaded workers: with many small elementwise steps this is
+    several times faster than torch's own threading over large tensors, and it
+    degrades gracefully when other processes share the cores.
+    """
+
+    def __init__(self, torch, device, threads: int):
+        self.torch = torch
+        self.device = device
+        self.threads = max(1, threads) if device.type == "cpu" else 1
+        self._pool = None
+        self.rgb_from_xyz = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
+        lin = np.linspace(0.0, 1.0, _LUT_SIZE + 1)
+        srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
+        self.lut = torch.from_numpy(np.round(srgb * 255.0).astype(np.uint8)).to(device)
+        self._taps = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _map(self, fn, items) -> None:
+        if self.threads == 1 or len(items) == 1:
+            for item in items:
+                fn(item)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="colorize", initializer=_single_threaded_torch
+            )
+        for future in [self._pool.submit(fn, item) for item in items]:
+            future.result()
+
+    def widen(self, ab, width: int):
+        """Horizontal half of the bilinear upsampling: (2, h, w) -> (2, h, width)."""
+        import torch.nn.functional as F
+
+        if ab.shape[-1] == width:
+            return ab
+        size = (ab.shape[-2], width)
+        return F.interpolate(ab[None], size=size, mode="bilinear", align_corners=False)[0]
+
+    def rows(self, abw, r0: int, r1: int, height: int):
+        """Vertical half of the upsampling: rows ``r0:r1`` of ``height``, (2, r1 - r0, W)."""
+        h = abw.shape[1]
+        if h == height:
+            return abw[:, r0:r1]
+        if self._taps is None or self._taps[0] != (height, h):
+            self._taps = ((height, h), _bilinear_taps(height, h, self.torch, self.device))
+        i0, i1, frac = self._taps[1]
+        top = abw.index_select(1, i0[r0:r1])
+        return top.lerp_(abw.index_select(1, i1[r0:r1]), frac[r0:r1, None])
+
+    def fill(self, lightness: np.ndarray, abw, r0: int, r1: int, target: np.ndarray, output):
+        """Write rows ``r0:r1`` of the result into ``target`` (a numpy array of those rows)."""
+        torch = self.torch
+        height, width = lightness.shape
+        gpu = self.device.type != "cpu"
+        step = (r1 - r0) if gpu else max(1, _BLOCK_PIXELS // width)
+
+        def block(b0):
+            b1 = min(r1, b0 + step)
+            with torch.inference_mode():
+                ab = self.rows(abw, b0, b1, height)
+                light = torch.from_numpy(lightness[b0:b1])
+                if gpu:
+                    light = light.to(self.device, non_blocking=True)
+                channels = target.shape[-1]
+                dtype = torch.uint8 if output == "rgb" else torch.float32
+                if gpu:
+                    result = torch.empty(
+                        (b1 - b0, width, channels), dtype=dtype, device=self.device
+                    )
+                else:
+                    result = torch.from_numpy(target[b0 - r0 : b1 - r0])
+                if output == "rgb":
+                    self.rgb(light, ab, result)
+                elif output == "ab":
+                    result.copy_(ab.permute(1, 2, 0))
+                else:
+                    result[..., 0].copy_(light)
+                    result[..., 1:].copy_(ab.permute(1, 2, 0))
+                if gpu:
+                    target[b0 - r0 : b1 - r0] = result.cpu().numpy()
+
+        self._map(block, list(range(r0, r1, step)))
+
+    def rgb(self, lightness, ab, out) -> None:
+        """sRGB uint8 of L (rows, W) and ab (2, rows, W) into ``out`` (rows, W, 3), keeping L.
+
+        Lab outside the sRGB gamut is moved towards the gray of the same
+        luminance Y in linear RGB (Y is a fixed positive mix of linear R, G, B
+        summing to 1, so the move keeps Y and hence L), just far enough to fit.
+        """
+        torch = self.torch
+        fy = lightness.add(16.0).mul_(1.0 / 116.0)
+        x = _f_inverse(torch.add(fy, ab[0], alpha=1.0 / 500.0)).mul_(WHITE_D65[0])
+        z = _f_inverse(torch.add(fy, ab[1], alpha=-1.0 / 200.0)).mul_(WHITE_D65[2])
+        lum = _f_inverse(fy).clamp_(0.0, 1.0)
+        lin = []
+        for m in self.rgb_from_xyz:
+            lin.append(torch.mul(x, m[0]).add_(lum, alpha=m[1]).add_(z, alpha=m[2]))
+        del x, z
+        hi = torch.maximum(torch.maximum(lin[0], lin[1]), lin[2])
+        lo = torch.minimum(torch.minimum(lin[0], lin[1]), lin[2])
+        # the common case, all in gamut, skips the move (a sync on a GPU, so only on the CPU)
+        if self.device.type != "cpu" or bool(hi.max() > 1.0) or bool(lo.min() < 0.0):
+            eps = 1e-12
+            # >= 1 where that side is in gamut, since lo <= lum <= hi
+            scale = torch.rsub(lum, 1.0).div_(hi.sub_(lum).clamp_(min=eps))
+            scale = torch.minimum(scale, lum.div(torch.rsub(lo, lum).clamp_(min=eps)))
+            scale = scale.clamp_(max=1.0)
+            for c in lin:
+                c.sub_(lum).mul_(scale).add_(lum)
+        for channel, c in enumerate(lin):
+            index = c.clamp_(0.0, 1.0).mul_(_LUT_SIZE).add_(0.5).to(torch.int32)
+            out[..., channel] = self.lut.index_select(0, index.view(-1)).view(index.shape)
+
+
+def _f_inverse(f):
+    """Inverse of Lab's f(), in place: f**3 above 6/29, linear below.
+
+    Written as ``max(f, s)**3 + (min(f, s) - s) / kappa`` (s = 6/29), which is
+    the same function (the two parts meet at s) with fewer passes over memory.
+    """
+    cube = f.clamp(min=_F_INV_SWITCH).pow_(3)
+    lower = f.clamp_(max=_F_INV_SWITCH)
+    return cube.add_(lower, alpha=1.0 / _KAPPA).sub_(_F_INV_SWITCH / _KAPPA)
+
+
+# ------------------------------------------------------------------ models
+
+_models: collections.OrderedDict = collections.OrderedDict()
+_models_lock = threading.Lock()
+
+
+def _model_key(name_or_path, device) -> tuple:
+    text = os.fspath(name_or_path)
+    stamp = None
+    if os.path.isfile(text):
+        # a retrained file at the same path must not be served from the cache
+        info = os.stat(text)
+        text, stamp = os.path.abspath(text), (info.st_mtime_ns, info.st_size)
+    return text, str(device), stamp
+
+
+def _load_model(name_or_path, device):
+    """``registry.load_model`` through a small LRU cache of loaded models."""
+    key = _model_key(name_or_path, device)
+    with _models_lock:
+        if key in _models:
+            _models.move_to_end(key)
+            return _models[key]
+    from .registry import load_model
+
+    model, meta = load_model(name_or_path, device=str(device))
+    model.eval()
+    with _models_lock:
+        _models[key] = (model, meta)
+        while len(_models) > _MODEL_CACHE_SIZE:
+            _models.popitem(last=False)
+    return model, meta
+
+
+def clear_model_cache() -> None:
+    """Forget the models :func:`colorize` and named :class:`Colorizer` models keep loaded."""
+    with _models_lock:
+        _models.clear()
+
+
+# ----------------------------------------------------------------- reading
+
+
+class _Prefetch:
+    """Run an iterator in a background thread, at most ``depth`` items ahead."""
+
+    _END = object()
+
+    def __init__(self, iterator: Iterator, depth: int = 1):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._work, args=(iterator,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._halt.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _work(self, iterator) -> None:
+        try:
+            for item in iterator:
+                if not self._put(item):
+                    return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put((self._END, exc))
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, tuple) and len(item) == 2 and item[0] is self._END:
+                raise item[1]
+            yield item
+
+    def close(self) -> None:
+        self._halt.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join(timeout=10)
+
+
+def _strip_layout(layout: images.ImageLayout, rows: int, width: int) -> images.ImageLayout:
+    """The layout of ``rows`` full-width rows of one plane (to convert a plane in strips)."""
+    channels = (layout.shape[-1],) if layout.rgb else ()
+    return dataclasses.replace(
+        layout, shape=(rows, width, *channels), spatial_shape=(rows, width), leading_shape=()
+    )
+
+
+class _Lightness:
+    """Plane -> L in [0, 100] through ``images.plane_to_lightness``, fast and in bounded memory.
+
+    Gray integer planes of at most 16 bits go through a lookup table of
+    ``plane_to_lightness`` itself (the same values, several times faster); other
+    planes are converted in row strips, on ``threads`` threads.
+    """
+
+    def __init__(self, layout, value_range, threads: int = 1):
+        self.layout = layout
+        self.value_range = value_range
+        self.threads = max(1, threads)
+        self.lut = None
+        dtype = layout.dtype
+        if not layout.rgb and (dtype in (np.uint8, np.uint16) or dtype.kind == "b"):
+            n = 2 if dtype.kind == "b" else 1 << (8 * dtype.itemsize)
+            values = np.arange(n, dtype=np.uint8 if dtype.kind == "b" else dtype)
+            side = math.isqrt(n)
+            shape = (side, n // side)
+            values = values.reshape(shape).astype(dtype)
+            lut_layout = dataclasses.replace(
+                layout, shape=shape, spatial_shape=shape, leading_shape=()
+            )
+            self.lut = images.plane_to_lightness(values, lut_layout, value_range).ravel()
+
+    def __call__(self, plane: np.ndarray, index=None) -> np.ndarray:
+        if self.lut is not None:
+            if plane.dtype.kind == "b":
+                plane = plane.view(np.uint8)
+            return np.take(self.lut, plane)
+        height, width = self.layout.spatial_shape
+        rows = max(1, _STRIP_PIXELS // width)
+        if rows >= height:
+            return images.plane_to_lightness(plane, self.layout, self.value_range, index=index)
+        out = np.empty((height, width), dtype=np.float32)
+
+        def strip(r0):
+            r1 = min(height, r0 + rows)
+            sub = _strip_layout(self.layout, r1 - r0, width)
+            out[r0:r1] = images.plane_to_lightness(
+                plane[r0:r1], sub, self.value_range, index=index
+            )
+
+        starts = range(0, height, rows)
+        if self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(strip, starts))
+        else:
+            for r0 in starts:
+                strip(r0)
+        return out
+
+
+# -------------------------------------------------------------- colorizer
+
+
+@dataclass
+class _RunState:
+    done: int
+    total: int
+    planes_left: int
+    tiling: _Tiling
+
+
+def _check_positive(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class Colorizer:
+    """Colorize images and stacks of any size with one model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or str or path-like
+        A module honouring the model contract (``forward(l (N,1,H,W)) -> ab
+        (N,2,H,W)``, scaled by :mod:`napari_colorize.color`, fully convolutional),
+        or a registered model name / checkpoint file, loaded through
+        ``registry.load_model`` (and kept in a small cache).
+    device : str or torch.device
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:1"``, ...
+    tile : int, optional
+        Largest side of one network input, at the working size; larger working
+        images are split into overlapping tiles. Default 512 on the CPU, 1024 on
+        a GPU. Halved automatically (and ``batch_size`` first) when CUDA runs
+        out of memory.
+    overlap : int
+        Overlap of neighbouring tiles in working-size pixels (at most half a
+        tile). Neighbours cross-fade with a raised cosine over the middle half
+        of the overlap; the outer quarters are dropped.
+    chroma_size : int, None or "auto"
+        The working size: the longest side of the L image the network sees.
+        ab is predicted there and upsampled onto the full-resolution L, which
+        makes the colours independent of the input size and the work cheap.
+        ``"auto"`` takes the model's ``extra["chroma_size"]`` from its
+        checkpoint, else 256. ``None`` or 0: predict at full resolution.
+        Images smaller than this are never enlarged.
+    batch_size : int, optional
+        Network inputs (tiles or planes) per forward pass; default 4 on the
+        CPU, 16 on a GPU.
+    hints : mapping of str to array, optional
+        Extra per-pixel conditioning passed to the model by name, e.g. colour
+        hints for a hint-aware model: each value is channel-last, ``(H, W, C)``
+        (the same for every plane) or ``leading_shape + (H, W, C)``, at the
+        input's resolution. It is area-resized to the working size (so premultiply
+        sparse hint colours by their mask), tiled like L and passed as
+        ``model(l, name=tensor (N, C, h, w))``.
+    percentiles : (float, float) or None
+        For data without a photo range; see :func:`images.intensity_range`.
+    channels_last : bool, optional
+        Run the network in channels-last memory format; default: where measured
+        faster (CUDA).
+    num_threads : int, optional
+        Set torch's CPU threads (a process-wide setting). By default torch's own
+        choice is kept, capped at the CPUs this process may use.
+    autocast : bool
+        Use bf16/fp16 autocast on CUDA (see :func:`devices.autocast_dtype`).
+
+    Examples
+    --------
+    >>> colorizer = Colorizer("beta-punks")  # doctest: +SKIP
+    >>> rgb = colorizer.colorize(gray)  # doctest: +SKIP
+    >>> for event in colorizer.run(stack, out=zarr_array):  # doctest: +SKIP
+    ...     print(event.done, event.total)
+    """
+
+    def __init__(
+        self,
+        model,
+        device="auto",
+        tile: int | None = None,
+        overlap: int = 64,
+        chroma_size: int | str | None = "auto",
+        batch_size: int | None = None,
+        hints: Mapping[str, Any] | None = None,
+        *,
+        percentiles: tuple[float, float] | None = images.DEFAULT_PERCENTILES,
+        channels_last: bool | None = None,
+        num_threads: int | None = None,
+        autocast: bool = True,
+    ):
+        import torch
+
+        from .devices import autocast_dtype, resolve_device
+
+        self.device = resolve_device(device)
+        self.meta = None
+        if isinstance(model, (str, os.PathLike)):
+            self.model, self.meta = _load_model(model, self.device)
+        elif isinstance(model, torch.nn.Module):
+            self.model = model
+        else:
+            raise ValueError(
+                f"model must be a torch.nn.Module, a registered model name or a checkpoint "
+                f"path, got {type(model).__name__}; see `napari-colorize models`"
+            )
+        param = next(self.model.parameters(), None)
+        if param is not None and param.device != self.device:
+            self.model.to(self.device)
+        self.model.eval()
+
+        gpu = self.device.type != "cpu"
+        if chroma_size == "auto":
+            extra = getattr(self.meta, "extra", None) or {}
+            chroma_size = extra.get("chroma_size") or DEFAULT_CHROMA_SIZE
+        self.chroma_size = (
+            _check_positive("chroma_size", chroma_size, images.MIN_SIZE) if chroma_size else None
+        )
+        self.tile = _check_positive(
+            "tile", tile if tile is not None else (1024 if gpu else 512), 16
+        )
+        if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
+            raise ValueError(f"overlap must be an integer >= 0, got {overlap!r}")
+        self.overlap = int(overlap)
+        self.batch_size = _check_positive(
+            "batch_size", batch_size if batch_size is not None else (16 if gpu else 4)
+        )
+        if hints is not None and not isinstance(hints, Mapping):
+            raise ValueError(
+                f"hints must be a mapping of names to arrays, got {type(hints).__name__}"
+            )
+        self.hints = dict(hints or {})
+        self.percentiles = percentiles
+        self.channels_last = (
+            (self.device.type == "cuda") if channels_last is None else bool(channels_last)
+        )
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.autocast_dtype = autocast_dtype(self.device) if autocast else None
+        if num_threads is not None:
+            torch.set_num_threads(_check_positive("num_threads", num_threads))
+        else:
+            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+            if usable and torch.get_num_threads() > usable:
+                torch.set_num_threads(usable)
+        # the out-of-memory fallback lowers these for the rest of this colorizer's life
+        self._tile = self.tile
+        self._batch = self.batch_size
+        self._stop = threading.Event()
+        self.stopped = False
+        self._composer = _Composer(torch, self.device, torch.get_num_threads())
+
+    def __repr__(self) -> str:
+        return (
+            f"Colorizer({type(self.model).__name__}, device={str(self.device)!r}, "
+            f"tile={self._tile}, overlap={self.overlap}, chroma_size={self.chroma_size}, "
+            f"batch_size={self._batch})"
+        )
+
+    # ------------------------------------------------------------ public
+
+    def request_stop(self) -> None:
+        """Ask a running :meth:`run` to stop after the current tile batch or plane."""
+        self._stop.set()
+
+    def colorize(self, array, out=None, *, rgb=None, value_range=None) -> Any:
+        """Colorize an image or stack.
+
+        Parameters
+        ----------
+        array : array-like
+            2D gray, RGB/RGBA (colour is replaced, its L kept), or an nD stack;
+            numpy, dask, zarr, ... (see :func:`images.describe`).
+        out : array-like, optional
+            Where to write the result, plane by plane: anything of shape
+            ``layout.output_shape`` and dtype uint8 that takes slice
+            assignment (numpy, ``np.memmap``, zarr, tifffile memmap).
+        rgb : bool, optional
+            Whether the last axis is colour; guessed as napari does.
+        value_range : (float, float), optional
+            Input values mapped to black and white (e.g. a layer's contrast
+            limits); default :func:`images.intensity_range` of the whole stack.
+
+        Returns
+        -------
+        numpy.ndarray or the given ``out``
+            RGB uint8, ``leading_shape + (H, W, 3)``.
+
+        Raises
+        ------
+        ValueError
+            For any input :mod:`napari_colorize.images` rejects, a wrong ``out``
+            or a model breaking the contract.
+        """
+        return _drain(self.run(array, out, rgb=rgb, value_range=value_range))
+
+    def predict_ab(self, array, out=None, *, rgb=None, value_range=None) -> Any:
+        """Predicted ab at full resolution: float32 ``leading_shape + (H, W, 2)``.
+
+        Same parameters as :meth:`colorize`; ``out`` must be float32.
+        """
+        return _drain(self.run(array, out, output="ab", rgb=rgb, value_range=value_range))
+
+    def predict_lab(self, array, out=None, *, rgb=None, value_range=None) -> Any:
+        """The input's L with the predicted ab: float32 ``leading_shape + (H, W, 3)``.
+
+        Same parameters as :meth:`colorize`; ``out`` must be float32.
+        """
+        return _drain(self.run(array, out, output="lab", rgb=rgb, value_range=value_range))
+
+    def run(self, array, out=None, *, output="rgb", rgb=None, value_range=None):
+        """Colorize step by step: a generator of :class:`ColorizeProgress` events.
+
+        Parameters
+        ----------
+        array, out, rgb, value_range
+            As in :meth:`colorize`.
+        output : {"rgb", "lab", "ab"}
+            RGB uint8 (``(..., 3)``), or float32 Lab (``(..., 3)``) or ab (``(..., 2)``).
+
+        Yields
+        ------
+        ColorizeProgress
+            After each batch of tiles and each finished plane.
+
+        Returns
+        -------
+        numpy.ndarray or the given ``out``
+            As the ``StopIteration`` value (``result = yield from colorizer.run(...)``).
+            After :meth:`request_stop` the planes not reached are left unwritten
+            and :attr:`stopped` is True.
+        """
+        import torch
+
+        self._stop.clear()
+        self.stopped = False
+        if output not in _OUTPUTS:
+            raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
+        layout = images.describe(array, rgb=rgb)
+        if not all(hasattr(array, name) for name in ("shape", "dtype", "__getitem__")):
+            array = np.asarray(array)
+        if value_range is None:
+            value_range = images.intensity_range(array, layout, self.percentiles)
+        out = self._prepare_out(out, layout, output)
+        hints = self._prepare_hints(layout)
+        height, width = layout.spatial_shape
+        work = self.working_shape(layout.spatial_shape)
+        tiling = _Tiling.build(work, self._tile, self.overlap, torch, self.device)
+        n = layout.n_planes
+        state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
+        group_size = max(1, min(self._batch, _GROUP_PIXELS // (height * width)))
+        threads = torch.get_num_threads()
+        to_l = _Lightness(layout, value_range, threads=threads if n == 1 else 1)
+        groups = self._groups(array, layout, to_l, group_size)
+        if n > 1:
+            groups = _Prefetch(groups)
+        yield ColorizeProgress(
+            0,
+            state.total,
+            None,
+            f"{n} plane(s) of {height}x{width}, working size {work[0]}x{work[1]}, "
+            f"{len(tiling.tiles)} tile(s) per plane",
+        )
+        try:
+            for group in groups:
+                if self._stop.is_set():
+                    break
+                l_work, cond = self._working_inputs(group, work, hints)
+                ab = yield from self._predict(l_work, cond, state, group[0][0])
+                del l_work, cond
+                if ab is None:
+                    break
+                for b, (index, lightness) in enumerate(group):
+                    if self._stop.is_set():
+                        break
+                    self._write(lightness, ab[b], out, index, output)
+                    state.done += 1
+                    state.planes_left -= 1
+                    yield ColorizeProgress(
+                        state.done, state.total, index, f"plane {n - state.planes_left}/{n}"
+                    )
+                del ab, group
+        finally:
+            if isinstance(groups, _Prefetch):
+                groups.close()
+        if self._stop.is_set():
+            self.stopped = True
+            yield ColorizeProgress(state.done, state.total, None, "stopped")
+        self._stop.clear()
+        return out
+
+    def working_shape(self, spatial_shape: tuple[int, int]) -> tuple[int, int]:
+        """The ``(h, w)`` the network sees for a plane of ``spatial_shape``."""
+        height, width = spatial_shape
+        longest = max(height, width)
+        if not self.chroma_size or longest <= self.chroma_size:
+            return height, width
+        scale = self.chroma_size / longest
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    # ------------------------------------------------------------ steps
+
+    def _prepare_out(self, out, layout, output):
+        channels = 2 if output == "ab" else 3
+        shape = layout.leading_shape + layout.spatial_shape + (channels,)
+        dtype = np.dtype(np.uint8 if output == "rgb" else np.float32)
+        if out is None:
+            return np.empty(shape, dtype=dtype)
+        if tuple(getattr(out, "shape", ())) != shape:
+            raise ValueError(
+                f"out has shape {tuple(getattr(out, 'shape', ()))} but the result has shape "
+                f"{shape}; allocate it with that shape"
+            )
+        if np.dtype(out.dtype) != dtype:
+            raise ValueError(f"out has dtype {out.dtype} but {output!r} results are {dtype}")
+        return out
+
+    def _prepare_hints(self, layout):
+        spatial = layout.spatial_shape
+        checked = {}
+        for name, value in self.hints.items():
+            shape = tuple(getattr(value, "shape", np.shape(value)))
+            if shape[-3:-1] != spatial or shape[:-3] not in ((), layout.leading_shape):
+                raise ValueError(
+                    f"hint {name!r} has shape {shape}; expected (H, W, C) = {(*spatial, 'C')} "
+                    f"or {layout.leading_shape + spatial + ('C',)}"
+                )
+            checked[name] = (value, len(shape) > 3)
+        return checked
+
+    def _groups(self, array, layout, to_l, group_size):
+        group = []
+        for index, plane in images.iter_planes(array, layout):
+            group.append((index, to_l(plane, index)))
+            del plane
+            if len(group) == group_size:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def _working_inputs(self, group, work, hints):
+        import torch
+        import torch.nn.functional as F
+
+        def shrink(x):  # (N, C, H, W) float32 on the CPU
+            if tuple(x.shape[-2:]) == work:
+                return x
+            return F.interpolate(x, size=work, mode="area")
+
+        with torch.inference_mode():
+            parts = [shrink(torch.from_numpy(lightness)[None, None]) for _, lightness in group]
+            l_work = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device)
+            l_work = l_to_net(l_work)
+            cond = {}
+            for name, (value, per_plane) in hints.items():
+                maps = []
+                for index, _ in group:
+                    v = np.asarray(value[index] if per_plane else value, dtype=np.float32)
+                    maps.append(shrink(torch.from_numpy(v).permute(2, 0, 1)[None]))
+                cond[name] = torch.cat(maps).to(self.device)
+        return l_work, cond
+
+    def _forward(self, x, cond):
+        import torch
+
+        with torch.inference_mode():
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+                cond = {
+                    k: v.contiguous(memory_format=torch.channels_last) for k, v in cond.items()
+                }
+            ctx = (
+                torch.autocast(self.device.type, dtype=self.autocast_dtype)
+                if self.autocast_dtype is not None
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                y = self.model(x, **cond)
+            if not isinstance(y, torch.Tensor) or tuple(y.shape) != (
+                x.shape[0],
+                2,
+                *tuple(x.shape[-2:]),
+            ):
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ValueError(
+                    f"the model returned {got} for an input of shape {tuple(x.shape)}; "
+                    "a colorization model must return ab of shape (N, 2, H, W)"
+                )
+            return y.float()
+
+    def _release_memory(self):
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _predict(self, l_work, cond, state, first_index):
+        """Generator: ab (B, 2, h, w) in Lab units for the working L, or None if stopped."""
+        import torch
+
+        oom = getattr(torch.cuda, "OutOfMemoryError", None) or torch.OutOfMemoryError
+        batch = l_work.shape[0]
+        while True:
+            tiling = state.tiling
+            (th, tw), n_tiles = tiling.size, len(tiling.tiles)
+            single = n_tiles == 1
+            items = [(b, t) for b in range(batch) for t in range(n_tiles)]
+            parts = []
+            acc = None
+            if not single:
+                acc = torch.zeros((batch, 2, *tiling.shape), device=self.device)
+                wsum = torch.zeros(tiling.shape, device=self.device)
+                for y0, x0, weight in tiling.tiles:
+                    wsum[y0 : y0 + th, x0 : x0 + tw] += weight
+            i = 0
+            retile = False
+            while i < len(items):
+                if self._stop.is_set():
+                    return None
+                chunk = items[i : i + self._batch]
+                try:
+                    if single:
+                        b0, b1 = chunk[0][0], chunk[-1][0] + 1
+                        x = l_work[b0:b1]
+                        c = {k: v[b0:b1] for k, v in cond.items()}
+                    else:
+                        x = torch.stack(
+                            [self._crop(l_work[b], tiling.tiles[t], th, tw) for b, t in chunk]
+                        )
+                        c = {
+                            k: torch.stack(
+                                [self._crop(v[b], tiling.tiles[t], th, tw) for b, t in chunk]
+                            )
+                            for k, v in cond.items()
+                        }
+                    y = self._forward(x, c)
+                except oom as exc:
+                    del exc
+                    self._release_memory()
+                    if len(chunk) > 1:
+                        self._batch = max(1, len(chunk) // 2)
+                        message = f"out of memory: batch size lowered to {self._batch}"
+                    else:
+                        new_tile = max(th, tw) // 2
+                        if new_tile < _MIN_TILE:
+                            raise RuntimeError(
+                                f"out of memory on {self.device} even for one {th}x{tw} tile; "
+                                "use a smaller chroma_size, another device (device='cpu') or "
+                                "free GPU memory"
+                            ) from None
+                        self._tile = new_tile
+                        state.tiling = _Tiling.build(
+                            tiling.shape, new_tile, self.overlap, torch, self.device
+                        )
+                        state.total = state.done + state.planes_left * (
+                            len(state.tiling.tiles) + 1
+                        )
+                        retile = True
+                        message = f"out of memory: tile lowered to {new_tile}"
+                    yield ColorizeProgress(state.done, state.total, first_index, message)
+                    if retile:
+                        break
+                    continue
+                with torch.inference_mode():
+                    if single:
+                        parts.append(y)
+                    else:
+                        for j, (b, t) in enumerate(chunk):
+                            y0, x0, weight = tiling.tiles[t]
+                            acc[b, :, y0 : y0 + th, x0 : x0 + tw] += y[j] * weight
+                del y, x, c
+                i += len(chunk)
+                state.done += len(chunk)
+                yield ColorizeProgress(
+                    state.done, state.total, first_index, f"tiles {i}/{len(items)}"
+                )
+            if retile:
+                continue
+            with torch.inference_mode():
+                ab = torch.cat(parts) if single else acc / wsum
+                return ab.clamp_(-1.0, 1.0).mul_(AB_SCALE)
+
+    @staticmethod
+    def _crop(x, tile, th, tw):
+        y0, x0, _ = tile
+        return x[:, y0 : y0 + th, x0 : x0 + tw]
+
+    def _write(self, lightness, ab, out, index, output):
+        import torch
+
+        composer = self._composer
+        height, width = lightness.shape
+        with torch.inference_mode():
+            abw = composer.widen(ab, width)
+        rows = max(1, _STRIP_PIXELS // width)
+        # numpy outputs (memmaps too) take the result in place; others (zarr, ...)
+        # get one assignment per strip from this thread
+        direct = isinstance(out, np.ndarray) and min(out.strides) >= 0
+        for r0 in range(0, height, rows):
+            r1 = min(height, r0 + rows)
+            where = (*index, slice(r0, r1))
+            target = out[where] if direct else np.empty((r1 - r0, *out.shape[-2:]), out.dtype)
+            composer.fill(lightness, abw, r0, r1, target, output)
+            if not direct:
+                out[where] = target
+
+
+def _drain(generator):
+    """Run a generator to its end and return its return value."""
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value
+
+
+def colorize(array, model="beta-punks", *, out=None, rgb=None, value_range=None, **options):
+    """Colorize an image or stack with a named model, a checkpoint file or a module.
+
+    Parameters
+    ----------
+    array : array-like
+        2D gray, RGB/RGBA or an nD stack (numpy, dask, zarr, ...).
+    model : str, path-like or torch.nn.Module
+        A registered name (``napari-colorize models``), a checkpoint file, or a
+        module; loaded models are cached, so repeated calls do not reload.
+    out, rgb, value_range
+        See :meth:`Colorizer.colorize`.
+    **options
+        :class:`Colorizer` options: ``device``, ``tile``, ``overlap``,
+        ``chroma_size``, ``batch_size``, ``hints``, ...
+
+    Returns
+    -------
+    numpy.ndarray
+        RGB uint8 of shape ``leading_shape + (H, W, 3)`` (or the given ``out``).
+    """
+    return Colorizer(model, **options).colorize(array, out, rgb=rgb, value_range=value_range)

@@ -1,0 +1,410 @@
+"""The inference engine: shapes, lightness, tiling, lazy stacks, stop, OOM, chroma size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from napari_colorize import images, inference
+from napari_colorize.color import rgb_to_lab
+from napari_colorize.inference import ColorizeProgress, Colorizer
+
+
+class TinyNet(nn.Module):
+    """Two 3x3 convs (receptive field 5x5), saturated colours; records input shapes."""
+
+    def __init__(self, gain=3.0):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 2, 3, padding=1)
+        self.gain = gain
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return torch.tanh(self.gain * self.c2(torch.relu(self.c1(x))))
+
+
+class CountingArray:
+    """A lazy-looking array that counts reads and remembers the largest one."""
+
+    def __init__(self, data):
+        self.data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.ndim = data.ndim
+        self.reads = 0
+        self.largest = 0
+
+    def __getitem__(self, key):
+        part = np.asarray(self.data[key])
+        self.reads += 1
+        self.largest = max(self.largest, part.size)
+        return part
+
+
+def _gray(shape, dtype=np.uint8, seed=0):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    # smooth structure plus noise, so the net sees edges at every scale
+    yy, xx = np.meshgrid(*(np.linspace(0, 1, n) for n in shape[-2:]), indexing="ij")
+    base = 0.5 + 0.3 * np.sin(7 * xx) * np.cos(5 * yy)
+    values = np.clip(base + 0.15 * rng.standard_normal(shape), 0, 1)
+    return (values * info.max).astype(dtype)
+
+
+@pytest.fixture
+def net():
+    return TinyNet()
+
+
+def _colorizer(net, **kw):
+    kw.setdefault("device", "cpu")
+    return Colorizer(net, **kw)
+
+
+# ------------------------------------------------------------------ shapes
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "rgb"),
+    [
+        ((20, 28), np.uint8, None),
+        ((20, 28), np.uint16, None),
+        ((20, 28), np.float32, None),
+        ((20, 28, 3), np.uint8, None),
+        ((20, 28, 4), np.uint8, None),
+        ((3, 20, 28), np.uint16, None),
+        ((2, 3, 20, 28), np.uint8, None),
+        ((2, 20, 28, 3), np.uint8, True),
+    ],
+)
+def test_output_shape_and_dtype(net, shape, dtype, rgb):
+    rng = np.random.default_rng(1)
+    if np.dtype(dtype).kind == "f":
+        array = rng.random(shape).astype(dtype)
+    elif shape[-1] in (3, 4):
+        array = rng.integers(0, 256, shape).astype(dtype)
+    else:
+        array = _gray(shape, dtype)
+    out = _colorizer(net).colorize(array, rgb=rgb)
+    layout = images.describe(array, rgb=rgb)
+    assert out.shape == layout.output_shape
+    assert out.dtype == np.uint8
+    assert out.std() > 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_lightness_is_kept(dtype):
+    # a high gain pushes most colours out of the sRGB gamut: L must survive anyway
+    net = TinyNet(gain=20.0)
+    gray = _gray((24, 32), dtype)
+    out = _colorizer(net, chroma_size=None).colorize(gray)
+    lab = rgb_to_lab(out)
+    expected, _ = images.to_lightness(gray)
+    assert np.abs(lab[..., 0] - expected).max() < 0.6  # uint8 quantisation of RGB
+    assert np.abs(lab[..., 1:]).mean() > 5  # and it is really coloured
+
+
+def test_rgb_input_keeps_its_own_lightness(net):
+    rgb = np.random.default_rng(3).integers(0, 256, (16, 20, 3)).astype(np.uint8)
+    out = _colorizer(net).colorize(rgb)
+    assert np.abs(rgb_to_lab(out)[..., 0] - rgb_to_lab(rgb)[..., 0]).max() < 0.6
+
+
+def test_predict_lab_and_ab(net):
+    gray = _gray((20, 24))
+    colorizer = _colorizer(net)
+    lab = colorizer.predict_lab(gray)
+    ab = colorizer.predict_ab(gray)
+    assert lab.shape == (20, 24, 3)
+    assert lab.dtype == np.float32
+    assert ab.shape == (20, 24, 2)
+    assert ab.dtype == np.float32
+    np.testing.assert_allclose(lab[..., 1:], ab, atol=1e-5)
+    np.testing.assert_allclose(lab[..., 0], images.to_lightness(gray)[0], atol=1e-5)
+    assert np.abs(ab).max() <= 128
+
+
+# ---------------------------------------------------------------- tiling
+
+
+def test_tiled_prediction_matches_untiled(net):
+    gray = _gray((70, 90))
+    whole = _colorizer(net, chroma_size=None, tile=512).predict_ab(gray)
+    tiled_net = TinyNet()
+    tiled = _colorizer(tiled_net, chroma_size=None, tile=32, overlap=12).predict_ab(gray)
+    assert {s[-2:] for s in tiled_net.shapes} == {(32, 32)}
+    assert len(tiled_net.shapes) > 1
+    np.testing.assert_allclose(tiled, whole, atol=1e-3)
+
+
+def test_tile_weights_are_a_partition_of_unity():
+    for n, tile, overlap in [(100, 32, 8), (33, 32, 16), (500, 64, 32), (257, 128, 60)]:
+        total = np.zeros(n)
+        for start, weight in inference._axis_weights(n, tile, overlap):
+            assert len(weight) == tile
+            total[start : start + tile] += weight
+        np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+# ------------------------------------------------------------ chroma size
+
+
+def test_chroma_size_sets_the_working_size(net):
+    gray = _gray((60, 120))
+    colorizer = _colorizer(net, chroma_size=30)
+    assert colorizer.working_shape((60, 120)) == (15, 30)
+    out = colorizer.colorize(gray)
+    assert out.shape == (60, 120, 3)
+    assert net.shapes == [(1, 1, 15, 30)]
+    net.shapes.clear()
+    _colorizer(net, chroma_size=None).colorize(gray)
+    assert net.shapes == [(1, 1, 60, 120)]
+    net.shapes.clear()
+    _colorizer(net, chroma_size=500).colorize(gray)  # never enlarged
+    assert net.shapes == [(1, 1, 60, 120)]
+    assert _colorizer(net).chroma_size == inference.DEFAULT_CHROMA_SIZE
+
+
+def test_chroma_size_default_comes_from_the_checkpoint(net, monkeypatch):
+    class Meta:
+        extra = {"chroma_size": 48}  # noqa: RUF012
+
+    monkeypatch.setattr(inference, "_load_model", lambda name, device: (net, Meta()))
+    assert Colorizer("some-model", device="cpu").chroma_size == 48
+    assert Colorizer("some-model", device="cpu", chroma_size=0).chroma_size is None
+
+
+def test_upsampled_ab_matches_torch_bilinear(net):
+    gray = _gray((50, 70))
+    colorizer = _colorizer(net, chroma_size=20)
+    ab = colorizer.predict_ab(gray)
+    # the network's output at 14x20, upsampled by torch in one go
+    lightness = torch.from_numpy(images.to_lightness(gray)[0])[None, None]
+    work = torch.nn.functional.interpolate(lightness, size=(14, 20), mode="area")
+    with torch.no_grad():
+        pred = net(work / 50 - 1) * 128
+    ref = torch.nn.functional.interpolate(pred, size=(50, 70), mode="bilinear")
+    np.testing.assert_allclose(ab, ref[0].permute(1, 2, 0).numpy(), atol=1e-3)
+
+
+# ------------------------------------------------------------ stacks, lazy
+
+
+def test_stack_is_read_plane_by_plane_and_scaled_consistently(net):
+    stack = _gray((6, 16, 20), np.uint16)
+    lazy = CountingArray(stack)
+    out = _colorizer(net, batch_size=4).colorize(lazy)
+    plane = 16 * 20
+    assert lazy.largest <= plane  # never more than one plane per read
+    assert lazy.reads <= 6 + 6  # each plane once, plus the intensity-range sample
+    expected = _colorizer(TinyNet()).colorize(stack)
+    np.testing.assert_array_equal(out, expected)
+    # each plane as the stack sees it, not on its own range
+    lo, hi = images.intensity_range(stack)
+    single = _colorizer(TinyNet()).colorize(stack[2], value_range=(lo, hi))
+    np.testing.assert_array_equal(out[2], single)
+
+
+def test_dask_and_zarr_stay_lazy(net, tmp_path):
+    da = pytest.importorskip("dask.array")
+    zarr = pytest.importorskip("zarr")
+    stack = _gray((5, 16, 20), np.uint16)
+    counter = CountingArray(stack)
+    lazy = da.from_array(counter, chunks=(1, 16, 20), asarray=False)
+    counter.reads = counter.largest = 0  # dask peeks at creation
+    colorizer = _colorizer(net)
+    expected = colorizer.colorize(stack)
+    out = zarr.open(str(tmp_path / "out.zarr"), mode="w", shape=(5, 16, 20, 3),
+                    chunks=(1, 16, 20, 3), dtype="uint8")  # fmt: skip
+    result = colorizer.colorize(lazy, out=out)
+    assert result is out
+    assert counter.largest <= 16 * 20
+    assert counter.reads <= 5 + 5
+    np.testing.assert_array_equal(out[:], expected)
+    source = zarr.open(str(tmp_path / "in.zarr"), mode="w", shape=stack.shape,
+                       chunks=(1, 16, 20), dtype="uint16")  # fmt: skip
+    source[:] = stack
+    np.testing.assert_array_equal(colorizer.colorize(source), expected)
+
+
+def test_memmap_output(net, tmp_path):
+    stack = _gray((3, 12, 16))
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.uint8,
+                                    shape=(3, 12, 16, 3))  # fmt: skip
+    _colorizer(net).colorize(stack, out=out)
+    out.flush()
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), _colorizer(net).colorize(stack))
+
+
+def test_bad_out_is_refused(net):
+    gray = _gray((12, 16))
+    with pytest.raises(ValueError, match="shape"):
+        _colorizer(net).colorize(gray, out=np.zeros((12, 16, 4), np.uint8))
+    with pytest.raises(ValueError, match="dtype"):
+        _colorizer(net).colorize(gray, out=np.zeros((12, 16, 3), np.float32))
+
+
+# ------------------------------------------------------------- progress, stop
+
+
+def test_run_yields_progress_and_returns_the_result(net):
+    stack = _gray((4, 12, 16))
+    colorizer = _colorizer(net, batch_size=2)
+    events = []
+    gen = colorizer.run(stack)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert all(isinstance(e, ColorizeProgress) for e in events)
+    assert events[-1].done == events[-1].total == 4 * 2
+    assert [e.done for e in events] == sorted(e.done for e in events)
+    assert result.shape == (4, 12, 16, 3)
+    assert not colorizer.stopped
+
+
+def test_stop_between_planes(net):
+    stack = _gray((6, 12, 16))
+    colorizer = _colorizer(net, batch_size=1)
+    out = np.zeros((6, 12, 16, 3), np.uint8)
+    finished = []
+    gen = colorizer.run(stack, out=out)
+    for event in gen:
+        if event.message.startswith("plane"):
+            finished.append(event.plane_index)
+            if len(finished) == 2:
+                colorizer.request_stop()
+    assert colorizer.stopped
+    assert finished == [(0,), (1,)]
+    assert out[:2].any()
+    assert not out[2:].any()
+    # the colorizer is usable again afterwards
+    assert colorizer.colorize(stack).shape == (6, 12, 16, 3)
+    assert not colorizer.stopped
+
+
+# ----------------------------------------------------------------- memory
+
+
+def test_out_of_memory_lowers_batch_then_tile(monkeypatch):
+    net = TinyNet()
+    calls = []
+
+    def forward(x):
+        calls.append(tuple(x.shape))
+        if x.shape[0] > 1 or x.shape[-1] > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return TinyNet.forward(net, x)
+
+    monkeypatch.setattr(net, "forward", forward)
+    stack = _gray((2, 80, 120))
+    colorizer = _colorizer(net, chroma_size=None, tile=128, overlap=16, batch_size=4)
+    events = []
+    gen = colorizer.run(stack)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            out = stop.value
+            break
+    messages = [e.message for e in events]
+    assert any("batch size lowered" in m for m in messages)
+    assert any("tile lowered to 60" in m for m in messages)
+    assert colorizer._batch == 1
+    assert colorizer._tile == 60
+    reference = _colorizer(TinyNet(), chroma_size=None).colorize(stack)
+    assert np.abs(out.astype(int) - reference).max() <= 1
+    assert events[-1].done == events[-1].total
+
+
+def test_out_of_memory_at_the_smallest_tile_says_what_to_do(monkeypatch):
+    net = TinyNet()
+
+    def forward(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(net, "forward", forward)
+    with pytest.raises(RuntimeError, match="chroma_size"):
+        _colorizer(net, chroma_size=None, tile=64).colorize(_gray((100, 100)))
+
+
+# ------------------------------------------------------------ bad input, api
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (np.zeros(10), "at least 2 axes"),
+        (np.zeros((8, 8), np.complex64), "dtype"),
+        (np.zeros((2, 8)), "pixels"),
+        (np.full((8, 8), np.nan, np.float32), "NaN"),
+    ],
+)
+def test_bad_input_raises_value_error(net, array, match):
+    with pytest.raises(ValueError, match=match):
+        _colorizer(net).colorize(array)
+
+
+def test_bad_options(net):
+    with pytest.raises(ValueError, match="tile"):
+        Colorizer(net, device="cpu", tile=0)
+    with pytest.raises(ValueError, match="chroma_size"):
+        Colorizer(net, device="cpu", chroma_size=-3)
+    with pytest.raises(ValueError, match="model must be"):
+        Colorizer(42, device="cpu")
+
+
+def test_model_breaking_the_contract_is_named():
+    class Wrong(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match=r"\(N, 2, H, W\)"):
+        _colorizer(Wrong()).colorize(_gray((8, 8)))
+
+
+def test_hints_reach_the_model():
+    seen = {}
+
+    class Hinted(nn.Module):
+        def forward(self, x, hints=None):
+            seen["hints"] = hints
+            return torch.zeros(x.shape[0], 2, *x.shape[-2:])
+
+    hint = np.zeros((40, 40, 3), np.float32)
+    hint[:20, :, 0] = 1.0
+    Colorizer(Hinted(), device="cpu", chroma_size=20, hints={"hints": hint}).colorize(
+        _gray((40, 40))
+    )
+    assert tuple(seen["hints"].shape) == (1, 3, 20, 20)
+    assert seen["hints"][0, 0, :10].eq(1).all()
+    assert seen["hints"][0, 0, 10:].eq(0).all()
+    with pytest.raises(ValueError, match="hint 'hints' has shape"):
+        Colorizer(Hinted(), device="cpu", hints={"hints": hint[:10]}).colorize(_gray((40, 40)))
+
+
+def test_module_level_colorize_caches_models(net, monkeypatch):
+    import napari_colorize
+    import napari_colorize.registry as registry
+
+    loads = []
+
+    def load_model(name, device="cpu"):
+        loads.append(name)
+        return net, None
+
+    monkeypatch.setattr(registry, "load_model", load_model)
+    inference.clear_model_cache()
+    gray = _gray((12, 16))
+    first = napari_colorize.colorize(gray, model="fake-model", device="cpu")
+    second = napari_colorize.colorize(gray, model="fake-model", device="cpu", chroma_size=8)
+    assert loads == ["fake-model"]
+    assert first.shape == second.shape == (12, 16, 3)
+    inference.clear_model_cache()
