@@ -88,9 +88,112 @@ def _run_models(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- train
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a preset (alpha, beta-original, beta-punks)",
+        description="Train a colorizer with a named preset; the checkpoint it writes can be "
+        "used at once (napari-colorize colorize --model PATH) and resumed (--resume PATH).",
+    )
+    p.add_argument("--preset", metavar="NAME", help="alpha, beta-original or beta-punks")
+    p.add_argument("--list", action="store_true", help="list the presets and exit")
+    p.add_argument("--data", metavar="SPEC", help="punks:train, folder:PATH or an image path")
+    p.add_argument("--image", metavar="PATH", help="the photo the alpha preset fits")
+    p.add_argument("--epochs", type=int, metavar="N", help="train N epochs")
+    p.add_argument("--steps", type=int, metavar="N", help="train N optimizer steps")
+    p.add_argument("--out", metavar="PATH", help="checkpoint (default runs/PRESET.safetensors)")
+    p.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    p.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, metavar="N", help="images per step")
+    p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
+    p.add_argument("--seed", type=int, metavar="N", help="seed of weights, data order and crops")
+    p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use")
+
+
+def _run_train(args) -> int:
+    import signal
+    import time
+
+    from tqdm import tqdm
+
+    from .training.events import StepEvent, TrainResult, ValidationEvent
+    from .training.presets import list_presets, preset_run
+
+    if args.list:
+        for p in list_presets():
+            print(f"{p['name']:<15} {p['description']}" + (f" [{p['data']}]" if p["data"] else ""))
+        return 0
+    if args.preset is None:
+        names = ", ".join(p["name"] for p in list_presets())
+        return _fail(f"give --preset NAME (one of {names}), or --list to see them")
+    import torch
+
+    from .training.trainer import TrainConfig, Trainer
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {
+        "epochs": args.epochs, "max_steps": args.steps, "out": args.out, "device": args.device,
+        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "num_workers": args.num_workers,
+    }  # fmt: skip
+    base = None
+    if args.resume:
+        from .checkpoint import load_checkpoint
+
+        saved = (load_checkpoint(args.resume).training_meta or {}).get("train_config")
+        if saved is None:
+            return _fail(f"{args.resume} holds no training state to resume from")
+        base = TrainConfig.from_dict(saved)
+        overrides["out"] = overrides["out"] or saved.get("out") or args.resume
+    elif overrides["out"] is None:
+        overrides["out"] = f"runs/{args.preset}.safetensors"
+    config, train, val = preset_run(
+        args.preset, data=args.data, image=args.image, config=base, **overrides
+    )
+    trainer = Trainer(config, train, val, resume=args.resume)
+
+    def on_sigint(signum, frame):  # first Ctrl+C: stop cleanly after this step
+        trainer.request_stop()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    start = time.perf_counter()
+    result = None
+    try:
+        with tqdm(desc=f"train {args.preset}", unit="step", dynamic_ncols=True) as bar:
+            for event in trainer.run():
+                if isinstance(event, StepEvent):
+                    bar.total = event.total_steps
+                    bar.update(event.step - bar.n)
+                    bar.set_postfix(
+                        loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
+                        img_s=f"{event.images_per_s:.0f}", refresh=False,
+                    )  # fmt: skip
+                elif isinstance(event, ValidationEvent):
+                    shown = ", ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
+                    bar.write(f"step {event.step}: {shown}")
+                elif isinstance(event, TrainResult):
+                    result = event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    minutes, seconds = divmod(time.perf_counter() - start, 60)
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) or "no validation"
+    state = "stopped at" if result.stopped else "done:"
+    print(
+        f"{args.preset} {state} {result.step}/{result.total_steps} steps in "
+        f"{int(minutes)}m{seconds:04.1f}s; {shown}; saved {result.path}"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- commands
 
-_COMMANDS = ["models"]
+_COMMANDS = ["models", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

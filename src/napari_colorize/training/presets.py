@@ -1,0 +1,194 @@
+"""Named training recipes: a :class:`TrainConfig` plus the data it trains and validates on.
+
+``alpha``
+    The originating project's first version: a tiny network fit to one photo
+    (scikit-image's astronaut, or ``image=PATH``), on random 128x128 patches of
+    it, validated on the whole photo. A few minutes on a laptop CPU.
+``beta-original``
+    The originating project's beta network, loss (MSE) and optimizer (RMSprop,
+    constant learning rate) on the CryptoPunks, for comparison.
+``beta-punks``
+    Our beta (see :mod:`napari_colorize.models.beta`) on the CryptoPunks: the
+    bundled ``beta-punks`` model is this preset's output.
+
+Both punks presets fit on the first 8500 punks of the train split and validate
+on its last 500 (ids 8500-8999), so nothing is ever tuned on ``punks:test``.
+Passing another ``data`` spec trains on all of it, without validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["PRESETS", "PUNKS_HOLDOUT", "Preset", "get_preset", "list_presets", "preset_run"]
+
+#: The last PUNKS_HOLDOUT punks of the train split validate the punks presets.
+PUNKS_HOLDOUT = 500
+PUNKS_TRAIN = "punks:train"
+PUNKS_DATA_NOTE = "cryptopunks train split (9000): ids 0-8499 fit, 8500-8999 validation"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: ``config()`` builds its :class:`TrainConfig`, ``data(...)`` its datasets."""
+
+    name: str
+    description: str
+    config: Callable
+    data: Callable
+    default_data: str | None = None
+
+
+class HoldoutSubset:
+    """Items ``indices`` of ``dataset``, forwarding ``set_epoch`` (torch's Subset does not)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = list(indices)
+        self.spec = getattr(dataset, "spec", None)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        return self.dataset[self.indices[i]]
+
+
+def _punks_data(config, data=None, image=None):
+    from ..data import PunksDataset, dataset_from_spec
+
+    if image is not None:
+        raise ValueError("--image is for the alpha preset; give --data SPEC for punks presets")
+    if data is None or data == PUNKS_TRAIN:
+        train = PunksDataset("train", seed=config.seed, flips=True)
+        n = len(train)
+        val = PunksDataset("train", seed=config.seed, flips=False)
+        cut = n - PUNKS_HOLDOUT
+        config.data = PUNKS_DATA_NOTE
+        return HoldoutSubset(train, range(cut)), HoldoutSubset(val, range(cut, n))
+    return dataset_from_spec(data, patch_size=config.patch_size, seed=config.seed), None
+
+
+def _alpha_data(config, data=None, image=None):
+    from ..data import ArrayDataset
+
+    if data is not None and image is not None:
+        raise ValueError("give either --image or --data for the alpha preset, not both")
+    source = image or data
+    if source is None:
+        from skimage.data import astronaut
+
+        rgb, name = astronaut(), "skimage.data.astronaut()"
+    else:
+        from ..data import read_rgb
+
+        rgb, name = read_rgb(source), str(source)
+    h, w = rgb.shape[:2]
+    patch = min(config.patch_size or 128, h, w)
+    # fit several patch sizes of small images too: at least 8 px per side
+    patch = max(8, patch - patch % 8) if min(h, w) >= 8 else min(h, w)
+    config.patch_size = patch
+    config.data = f"one image: {name} ({h}x{w})"
+    if config.chroma_size is None:
+        config.chroma_size = int(min(max(h, w), 512))
+    samples = max(config.batch_size * 8, 64)
+    train = ArrayDataset(rgb, patch_size=patch, seed=config.seed, samples_per_epoch=samples)
+    val = ArrayDataset(rgb, patch_size=None, flips=False, samples_per_epoch=1)
+    return train, val
+
+
+def _alpha_config():
+    from .trainer import TrainConfig
+
+    return TrainConfig(
+        arch="alpha", model_config={"width": 16}, max_steps=1000, batch_size=16, lr=3e-3,
+        optimizer="adamw", scheduler="onecycle", loss="l1", patch_size=128,
+        checkpoint_every=250, preview_every=100, val_every=100, out="runs/alpha.safetensors",
+    )  # fmt: skip
+
+
+def _beta_original_config():
+    from ..models.beta import beta_original_config
+    from .trainer import TrainConfig
+
+    return TrainConfig(
+        arch="beta", model_config=beta_original_config().to_dict(), epochs=10, batch_size=32,
+        lr=1e-3, optimizer="rmsprop", scheduler="constant", loss="mse", chroma_size=24,
+        checkpoint_every=500, preview_every=500, val_every=0,
+        out="runs/beta-original.safetensors",
+    )  # fmt: skip
+
+
+def _beta_punks_config():
+    from .trainer import TrainConfig
+
+    return TrainConfig(
+        arch="beta", model_config={}, epochs=40, batch_size=32, lr=3e-3, weight_decay=1e-4,
+        optimizer="adamw", scheduler="onecycle", loss="delta_e", chroma_size=24,
+        checkpoint_every=500, preview_every=500, val_every=0,
+        out="runs/beta-punks.safetensors",
+    )  # fmt: skip
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("alpha", "tiny net fit to one photo (astronaut, or --image PATH)",
+               _alpha_config, _alpha_data, None),
+        Preset("beta-original", "the originating project's beta net, MSE, RMSprop, on punks",
+               _beta_original_config, _punks_data, PUNKS_TRAIN),
+        Preset("beta-punks", "our U-Net beta on punks (the bundled beta-punks model)",
+               _beta_punks_config, _punks_data, PUNKS_TRAIN),
+    )
+}  # fmt: skip
+
+
+def list_presets() -> list[dict]:
+    """Name, description and default data of each preset."""
+    return [
+        {"name": p.name, "description": p.description, "data": p.default_data}
+        for p in PRESETS.values()
+    ]
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def preset_run(name: str, *, data=None, image=None, config=None, **overrides):
+    """``(config, train_data, val_data)`` of preset ``name``.
+
+    Parameters
+    ----------
+    name : str
+    data : str, optional
+        Another dataset spec to train on (no validation then, except for alpha).
+    image : str, optional
+        The photo the alpha preset fits.
+    config : TrainConfig, optional
+        Start from this config instead of the preset's (e.g. a resumed run's).
+    **overrides
+        :class:`TrainConfig` fields to change (``epochs``, ``max_steps``, ``out``,
+        ``device``, ``batch_size``, ``lr``, ...); ``None`` values are ignored.
+        Giving ``max_steps`` alone drops the preset's ``epochs`` (and vice versa).
+    """
+    preset = get_preset(name)
+    config = preset.config() if config is None else config
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "max_steps" in overrides and "epochs" not in overrides:
+        overrides["epochs"] = None
+    if "epochs" in overrides and "max_steps" not in overrides:
+        overrides["max_steps"] = None
+    config = dataclasses.replace(config, **overrides)
+    train, val = preset.data(config, data=data, image=image)
+    return config, train, val
