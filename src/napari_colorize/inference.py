@@ -55,6 +55,8 @@ DEFAULT_CHROMA_SIZE = 256
 _STRIP_PIXELS = 1 << 20
 #: Blocks of about this many pixels are what one worker thread converts at a time.
 _BLOCK_PIXELS = 1 << 15
+#: Row strips of about this many pixels are converted to L at a time.
+_LIGHTNESS_PIXELS = 1 << 18
 #: A group of planes read together holds at most about this many pixels of L.
 _GROUP_PIXELS = 1 << 24
 #: Smallest tile the out-of-memory fallback goes down to.
@@ -189,35 +191,15 @@ class _Composer:
     degrades gracefully when other processes share the cores.
     """
 
-    def __init__(self, torch, device, threads: int):
+    def __init__(self, torch, device, workers: _Workers):
         self.torch = torch
         self.device = device
-        self.threads = max(1, threads) if device.type == "cpu" else 1
-        self._pool = None
+        self.workers = workers if device.type == "cpu" else _INLINE
         self.rgb_from_xyz = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
         lin = np.linspace(0.0, 1.0, _LUT_SIZE + 1)
         srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
         self.lut = torch.from_numpy(np.round(srgb * 255.0).astype(np.uint8)).to(device)
         self._taps = None
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def _map(self, fn, items) -> None:
-        if self.threads == 1 or len(items) == 1:
-            for item in items:
-                fn(item)
-            return
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(
-                self.threads, thread_name_prefix="colorize", initializer=_single_threaded_torch
-            )
-        for future in [self._pool.submit(fn, item) for item in items]:
-            future.result()
 
     def widen(self, ab, width: int):
         """Horizontal half of the bilinear upsampling: (2, h, w) -> (2, h, width)."""
@@ -228,14 +210,17 @@ class _Composer:
         size = (ab.shape[-2], width)
         return F.interpolate(ab[None], size=size, mode="bilinear", align_corners=False)[0]
 
+    def _rows_taps(self, height: int, h: int):
+        if self._taps is None or self._taps[0] != (height, h):
+            self._taps = ((height, h), _bilinear_taps(height, h, self.torch, self.device))
+        return self._taps[1]
+
     def rows(self, abw, r0: int, r1: int, height: int):
         """Vertical half of the upsampling: rows ``r0:r1`` of ``height``, (2, r1 - r0, W)."""
         h = abw.shape[1]
         if h == height:
             return abw[:, r0:r1]
-        if self._taps is None or self._taps[0] != (height, h):
-            self._taps = ((height, h), _bilinear_taps(height, h, self.torch, self.device))
-        i0, i1, frac = self._taps[1]
+        i0, i1, frac = self._rows_taps(height, h)
         top = abw.index_select(1, i0[r0:r1])
         return top.lerp_(abw.index_select(1, i1[r0:r1]), frac[r0:r1, None])
 
@@ -245,6 +230,7 @@ class _Composer:
         height, width = lightness.shape
         gpu = self.device.type != "cpu"
         step = (r1 - r0) if gpu else max(1, _BLOCK_PIXELS // width)
+        self._rows_taps(height, abw.shape[1])  # once, before the workers share them
 
         def block(b0):
             b1 = min(r1, b0 + step)
@@ -271,7 +257,7 @@ class _Composer:
                 if gpu:
                     target[b0 - r0 : b1 - r0] = result.cpu().numpy()
 
-        self._map(block, list(range(r0, r1, step)))
+        self.workers.map(block, range(r0, r1, step))
 
     def rgb(self, lightness, ab, out) -> None:
         """sRGB uint8 of L (rows, W) and ab (2, rows, W) into ``out`` (rows, W, 3), keeping L.
@@ -413,18 +399,55 @@ def _strip_layout(layout: images.ImageLayout, rows: int, width: int) -> images.I
     )
 
 
+class _Workers:
+    """A lazily started pool of threads that run single-threaded torch (or numpy) work.
+
+    Many small, cache-sized pieces spread over a few threads are several times
+    faster than torch's own threading over large tensors for chains of cheap
+    elementwise steps, and degrade gracefully when other processes share the
+    cores.
+    """
+
+    def __init__(self, threads: int):
+        self.threads = max(1, threads)
+        self._pool = None
+
+    def map(self, fn, items) -> None:
+        items = list(items)
+        if self.threads == 1 or len(items) == 1:
+            for item in items:
+                fn(item)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(
+                self.threads, thread_name_prefix="colorize", initializer=_single_threaded_torch
+            )
+        for future in [self._pool.submit(fn, item) for item in items]:
+            future.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+_INLINE = _Workers(1)
+
+
 class _Lightness:
     """Plane -> L in [0, 100] through ``images.plane_to_lightness``, fast and in bounded memory.
 
-    Gray integer planes of at most 16 bits go through a lookup table of
-    ``plane_to_lightness`` itself (the same values, several times faster); other
-    planes are converted in row strips, on ``threads`` threads.
+    Gray integer planes of at most 16 bits go through a lookup table made by
+    ``plane_to_lightness`` itself (the same values, many times faster); other
+    planes are converted in row strips. Strips run on ``workers``.
     """
 
-    def __init__(self, layout, value_range, threads: int = 1):
+    def __init__(self, layout, value_range, workers: _Workers = _INLINE):
         self.layout = layout
         self.value_range = value_range
-        self.threads = max(1, threads)
+        self.workers = workers
         self.lut = None
         dtype = layout.dtype
         if not layout.rgb and (dtype in (np.uint8, np.uint16) or dtype.kind == "b"):
@@ -439,32 +462,26 @@ class _Lightness:
             self.lut = images.plane_to_lightness(values, lut_layout, value_range).ravel()
 
     def __call__(self, plane: np.ndarray, index=None) -> np.ndarray:
-        if self.lut is not None:
-            if plane.dtype.kind == "b":
-                plane = plane.view(np.uint8)
-            return np.take(self.lut, plane)
+        if self.lut is not None and plane.dtype.kind == "b":
+            plane = plane.view(np.uint8)
         height, width = self.layout.spatial_shape
-        rows = max(1, _STRIP_PIXELS // width)
-        if rows >= height:
+        rows = max(1, _LIGHTNESS_PIXELS // width)
+        if self.lut is None and rows >= height:
             return images.plane_to_lightness(plane, self.layout, self.value_range, index=index)
         out = np.empty((height, width), dtype=np.float32)
 
         def strip(r0):
             r1 = min(height, r0 + rows)
-            sub = _strip_layout(self.layout, r1 - r0, width)
-            out[r0:r1] = images.plane_to_lightness(
-                plane[r0:r1], sub, self.value_range, index=index
-            )
+            if self.lut is not None:
+                # in strips: take() makes an intp copy of the indices
+                np.take(self.lut, plane[r0:r1], out=out[r0:r1])
+            else:
+                sub = _strip_layout(self.layout, r1 - r0, width)
+                out[r0:r1] = images.plane_to_lightness(
+                    plane[r0:r1], sub, self.value_range, index=index
+                )
 
-        starts = range(0, height, rows)
-        if self.threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(strip, starts))
-        else:
-            for r0 in starts:
-                strip(r0)
+        self.workers.map(strip, range(0, height, rows))
         return out
 
 
@@ -616,7 +633,18 @@ class Colorizer:
         self._batch = self.batch_size
         self._stop = threading.Event()
         self.stopped = False
-        self._composer = _Composer(torch, self.device, torch.get_num_threads())
+        self._workers = _Workers(torch.get_num_threads())
+        self._composer = _Composer(torch, self.device, self._workers)
+
+    def close(self) -> None:
+        """Stop the worker threads (they also end with the colorizer or the process)."""
+        self._workers.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -717,8 +745,8 @@ class Colorizer:
         n = layout.n_planes
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         group_size = max(1, min(self._batch, _GROUP_PIXELS // (height * width)))
-        threads = torch.get_num_threads()
-        to_l = _Lightness(layout, value_range, threads=threads if n == 1 else 1)
+        # a stack's planes are converted by the reading thread, beside the network
+        to_l = _Lightness(layout, value_range, self._workers if n == 1 else _INLINE)
         groups = self._groups(array, layout, to_l, group_size)
         if n > 1:
             groups = _Prefetch(groups)
