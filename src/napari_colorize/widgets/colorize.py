@@ -56,6 +56,7 @@ class _Job:
     model: str
     device: str
     chroma_size: int | None
+    value_range: tuple | None
     add_lab: bool
     outputs: dict  # add_image kwargs of the colorized layer, by role
     colorizer: Any = None
@@ -85,7 +86,7 @@ def _run_job(job: _Job):
         job.colorizer = Colorizer(job.model, **kwargs)
         if job.stop:
             return _Result()
-        rgb = yield from job.colorizer.run(job.array)
+        rgb = yield from job.colorizer.run(job.array, rgb=job.rgb, value_range=job.value_range)
         if job.stop or rgb is None:
             return _Result()
         lab = split_lab(rgb) if job.add_lab else None
@@ -304,6 +305,9 @@ class ColorizeWidget(Container):
             model=str(model),
             device=str(self.device.value or "auto"),
             chroma_size=int(self.chroma_size.value) or None,
+            # what the user sees is what gets colorized: gray values map to L
+            # through the layer's contrast limits
+            value_range=None if layer.rgb else tuple(float(v) for v in layer.contrast_limits),
             add_lab=bool(self.add_lab.value),
             outputs=outputs,
         )
@@ -358,18 +362,21 @@ class ColorizeWidget(Container):
             self.status.value = "cancelling..."
 
     def _on_progress(self, event) -> None:
-        bar = self._progress
-        if bar is None:
+        job, bar = self._job, self._progress
+        if job is None or job.stop or bar is None:  # cancelling: keep saying so
             return
+        message = getattr(event, "message", "")
+        if message:
+            self.status.value = message
+        # last: updating napari's progress bar may process events, including
+        # this run's end
         total = int(getattr(event, "total", 0) or 0)
         done = int(getattr(event, "done", 0) or 0)
         if total and bar.total != total:
             bar.total = total
-        bar.update(max(done - bar.n, 0))
-        message = getattr(event, "message", "")
         if message:
             bar.set_description(message)
-            self.status.value = message
+        bar.update(max(done - bar.n, 0))
 
     def _on_returned(self, result: _Result) -> None:
         job = self._job
