@@ -8,7 +8,7 @@ from napari_colorize.color import rgb_to_lab
 
 
 def test_sample_data_layers():
-    (gray, gray_kw, kind), (truth, truth_kw, _) = sample_data.gray_photo()
+    (gray, _gray_kw, kind), (truth, truth_kw, _) = sample_data.gray_photo()
     assert kind == "image"
     assert gray.dtype == np.uint8
     assert gray.shape == truth.shape[:2]
