@@ -272,9 +272,82 @@ def _run_train(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- colorize
+
+
+def _add_colorize(sub) -> None:
+    p = sub.add_parser(
+        "colorize",
+        help="colorize image files or folders (png, jpg, tif incl. 16-bit and stacks)",
+        description="Colorize images, keeping their size; a multi-page tif becomes an RGB tif "
+        "stack. OUT is the result file for one input, else a folder (results keep their "
+        "input's name). Inputs and existing outputs are never overwritten without --overwrite.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
+    p.add_argument("--model", default="beta-punks", help="model name or checkpoint file")
+    p.add_argument(
+        "--chroma-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="longest side at which colours are predicted (default: the model's; 0: full size)",
+    )
+    p.add_argument("--tile", type=int, default=None, metavar="N", help="largest network input")
+    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="inputs per pass")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _run_colorize(args) -> int:
+    from tqdm import tqdm
+
+    from .files import colorize_file, find_images, plan_jobs
+    from .inference import Colorizer
+
+    def report(path, message) -> None:
+        line = " ".join(str(message).split())
+        tqdm.write(f"napari-colorize: error: {path}: {line}", file=sys.stderr)
+
+    files, problems = find_images(args.inputs)
+    jobs, refused = plan_jobs(files, args.output, overwrite=args.overwrite)
+    failed = 0
+    for path, message in problems + refused:
+        report(path, message)
+        failed += 1
+    if not jobs:
+        return 1
+    options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
+    if args.chroma_size is not None:
+        options["chroma_size"] = args.chroma_size or None
+    colorizer = Colorizer(args.model, **options)
+    written = 0
+    with tqdm(total=len(jobs), unit="file", desc="colorize", dynamic_ncols=True) as bar:
+        for i, job in enumerate(jobs):
+            bar.set_postfix_str(job.source.name)
+
+            def progress(event, bar=bar, i=i):
+                bar.n = round(i + event.fraction, 3)  # planes and tiles within the file
+                bar.refresh()
+
+            try:
+                colorize_file(colorizer, job, progress=progress)
+                written += 1
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # one bad file must not stop the others
+                report(job.source, exc)
+                failed += 1
+            bar.n = i + 1
+            bar.refresh()
+    total = len(jobs) + len(problems) + len(refused)
+    print(f"colorized {written} of {total} file(s) into {args.output}")
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------- commands
 
-_COMMANDS = ["models", "evaluate", "train"]
+_COMMANDS = ["models", "evaluate", "train", "colorize"]
 
 
 def build_parser() -> argparse.ArgumentParser:

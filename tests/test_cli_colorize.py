@@ -1,0 +1,136 @@
+"""`napari-colorize colorize`: files, folders, stacks, bad files, no overwriting."""
+
+from __future__ import annotations
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_colorize import cli
+from napari_colorize.checkpoint import save_checkpoint
+from napari_colorize.color import rgb_to_lab
+from napari_colorize.models.beta import BetaColorizer, BetaConfig
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    config = BetaConfig(widths=(4, 8), norm="none")
+    model = BetaColorizer(config)
+    path = tmp_path_factory.mktemp("model") / "tiny-beta.safetensors"
+    save_checkpoint(path, model.state_dict(), arch="beta", config=config,
+                    extra={"chroma_size": 16})  # fmt: skip
+    return path
+
+
+def _gray(shape, dtype=np.uint8, seed=0):
+    info = np.iinfo(dtype)
+    return np.random.default_rng(seed).integers(0, info.max, shape, endpoint=True).astype(dtype)
+
+
+def _run(model_file, *args):
+    return cli.main(["colorize", *map(str, args), "--model", str(model_file), "--device", "cpu"])
+
+
+def test_one_file_keeps_its_size_and_lightness(model_file, tmp_path, capsys):
+    gray = _gray((24, 40))
+    iio.imwrite(tmp_path / "in.png", gray)
+    assert _run(model_file, tmp_path / "in.png", "-o", tmp_path / "out.png") == 0
+    out = iio.imread(tmp_path / "out.png")
+    assert out.shape == (24, 40, 3)
+    assert out.dtype == np.uint8
+    gray_l = rgb_to_lab(np.repeat(gray[..., None], 3, axis=-1))[..., 0]
+    assert np.abs(rgb_to_lab(out)[..., 0] - gray_l).max() < 0.6
+    assert "colorized 1 of 1" in capsys.readouterr().out
+
+
+def test_folder_with_16bit_and_multipage_tifs(model_file, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    iio.imwrite(src / "a.png", _gray((20, 24)))
+    iio.imwrite(src / "b.jpg", _gray((16, 20)))
+    tifffile.imwrite(src / "c.tif", _gray((24, 20), np.uint16))
+    tifffile.imwrite(src / "stack.tif", _gray((3, 16, 24), np.uint16))
+    (src / "notes.txt").write_text("not an image")
+    assert _run(model_file, src, "-o", tmp_path / "out") == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["a.png", "b.jpg", "c.tif", "stack.tif"]
+    assert iio.imread(tmp_path / "out" / "a.png").shape == (20, 24, 3)
+    assert iio.imread(tmp_path / "out" / "b.jpg").shape == (16, 20, 3)
+    assert tifffile.imread(tmp_path / "out" / "c.tif").shape == (24, 20, 3)
+    stack = tifffile.imread(tmp_path / "out" / "stack.tif")
+    assert stack.shape == (3, 16, 24, 3)
+    assert stack.dtype == np.uint8
+    assert all(stack[i].any() for i in range(3))
+
+
+def test_bad_file_is_reported_and_the_others_are_written(model_file, tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    iio.imwrite(src / "good.png", _gray((16, 16)))
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    tifffile.imwrite(src / "nan.tif", np.full((16, 16), np.nan, np.float32))
+    tifffile.imwrite(src / "tiny.tif", np.zeros((2, 2), np.uint8))
+    status = _run(model_file, src, tmp_path / "missing.png", "-o", tmp_path / "out")
+    assert status == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 4
+    assert any("broken.png: cannot read it as PNG" in line for line in lines)
+    assert any("nan.tif: the image contains NaN" in line for line in lines)
+    assert any("tiny.tif: the image is 2 pixels" in line for line in lines)
+    assert any("missing.png: no such file" in line for line in lines)
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+
+
+def test_never_overwrites_without_the_flag(model_file, tmp_path, capsys):
+    iio.imwrite(tmp_path / "in.png", _gray((16, 16)))
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    assert _run(model_file, tmp_path / "in.png", "-o", out) == 1
+    assert out.read_bytes() == b"precious"
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert _run(model_file, tmp_path / "in.png", "-o", out, "--overwrite") == 0
+    assert iio.imread(out).shape == (16, 16, 3)
+    # an input is never overwritten, even with --overwrite
+    assert _run(model_file, tmp_path / "in.png", "-o", tmp_path, "--overwrite") == 1
+    assert "would overwrite an input" in capsys.readouterr().err
+    assert iio.imread(tmp_path / "in.png").ndim == 2
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_stack_needs_a_tif_output(model_file, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "stack.tif", _gray((2, 16, 16)))
+    assert _run(model_file, tmp_path / "stack.tif", "-o", tmp_path / "out.png") == 1
+    assert "write it to a .tif file" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_options_reach_the_colorizer(model_file, tmp_path, monkeypatch):
+    from napari_colorize import inference
+
+    seen = {}
+    original = inference.Colorizer.__init__
+
+    def spy(self, model, **options):
+        seen.update(options)
+        original(self, model, **options)
+
+    monkeypatch.setattr(inference.Colorizer, "__init__", spy)
+    iio.imwrite(tmp_path / "in.png", _gray((16, 16)))
+    args = ["--chroma-size", "0", "--tile", "64", "--batch-size", "2"]
+    assert _run(model_file, tmp_path / "in.png", "-o", tmp_path / "o.png", *args) == 0
+    assert seen == {"device": "cpu", "tile": 64, "batch_size": 2, "chroma_size": None}
+
+
+def test_unknown_model_is_one_line(tmp_path, capsys):
+    iio.imwrite(tmp_path / "in.png", _gray((16, 16)))
+    status = cli.main(["colorize", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                       "--model", "no-such-model", "--device", "cpu"])  # fmt: skip
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "no-such-model" in err
+    assert "Traceback" not in err
