@@ -1,0 +1,183 @@
+"""The trainer: events, exact resume, stop, atomic checkpoints, plain datasets, export."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_colorize.checkpoint import load_checkpoint
+from napari_colorize.errors import CheckpointError
+from napari_colorize.registry import load_model
+from napari_colorize.training.events import (
+    CheckpointEvent,
+    PreviewEvent,
+    StartEvent,
+    StepEvent,
+    TrainResult,
+    ValidationEvent,
+)
+from napari_colorize.training.trainer import TrainConfig, Trainer, export_model
+
+TINY = {"widths": [4, 8]}
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return (np.random.default_rng(0).random((10, 8, 8, 3)) * 255).astype(np.uint8)
+
+
+def tiny_config(out=None, **kw):
+    base = dict(arch="beta", model_config=TINY, max_steps=6, batch_size=4, out=out, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def drain(gen):
+    """All events of a generator and its return value."""
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def test_events_come_in_order(tmp_path, rgb):
+    out = tmp_path / "run.safetensors"
+    cfg = tiny_config(out, max_steps=4, val_every=2, preview_every=2, checkpoint_every=2)
+    events, returned = drain(Trainer(cfg, rgb, rgb[:3]).run())
+
+    assert isinstance(events[0], StartEvent)
+    assert events[0].total_steps == 4 and events[0].steps_per_epoch == 2
+    assert events[-1] is returned and isinstance(returned, TrainResult)
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [e.step for e in steps] == [1, 2, 3, 4]
+    assert [e.epoch for e in steps] == [0, 0, 1, 1]
+    assert all(np.isfinite(e.loss) and e.lr > 0 and e.images_per_s > 0 for e in steps)
+    assert steps[-1].eta_s == 0
+    vals = [e for e in events if isinstance(e, ValidationEvent)]
+    assert [e.step for e in vals] == [2, 4]
+    assert set(vals[0].metrics) == {"val_loss", "val_delta_e"}
+    previews = [e for e in events if isinstance(e, PreviewEvent)]
+    assert [e.step for e in previews] == [2, 4]
+    assert previews[0].rgb.shape == (8, 8, 3) and previews[0].rgb.dtype == np.uint8
+    ckpts = [e for e in events if isinstance(e, CheckpointEvent)]
+    assert [(e.step, e.final) for e in ckpts] == [(2, False), (4, True)]
+    assert returned.path == str(out) and not returned.stopped and returned.step == 4
+    assert returned.metrics == vals[-1].metrics
+    # the kinds of events a GUI relies on, in the order it sees them at step 2
+    kinds = [type(e).__name__ for e in events if getattr(e, "step", None) == 2]
+    assert kinds == ["StepEvent", "ValidationEvent", "PreviewEvent", "CheckpointEvent"]
+
+
+def test_resume_continues_exactly(tmp_path, rgb):
+    # 10 items in batches of 4: 2 steps per epoch, so step 3 stops mid-epoch
+    cfg = dict(patch_size=6, model_config={"widths": [4, 8], "norm": "batch"})
+    straight = Trainer(tiny_config(tmp_path / "a.safetensors", **cfg), rgb)
+    losses_a = [e.loss for e in straight.run() if isinstance(e, StepEvent)]
+
+    first = Trainer(tiny_config(tmp_path / "b.safetensors", **cfg), rgb)
+    losses_b = []
+    for e in first.run():
+        if isinstance(e, StepEvent):
+            losses_b.append(e.loss)
+            if e.step == 3:
+                first.request_stop()
+    resumed = Trainer.resume(tmp_path / "b.safetensors", rgb)
+    events = list(resumed.run())
+    assert isinstance(events[0], StartEvent) and events[0].step == 3
+    losses_b += [e.loss for e in events if isinstance(e, StepEvent)]
+
+    assert len(losses_a) == 6
+    assert losses_b == losses_a
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values()
+    ):
+        assert torch.allclose(a, b), name
+
+
+def test_stop_leaves_a_loadable_checkpoint(tmp_path, rgb):
+    out = tmp_path / "stopped.safetensors"
+    trainer = Trainer(tiny_config(out, max_steps=50, chroma_size=8), rgb)
+    for e in trainer.run():
+        if isinstance(e, StepEvent) and e.step == 2:
+            trainer.request_stop()
+        last = e
+    assert isinstance(last, TrainResult) and last.stopped and last.step == 2
+    assert last.path == str(out)
+    model, meta = load_model(out)
+    assert meta.arch == "beta" and meta.extra["chroma_size"] == 8
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 5, 7)).shape == (1, 2, 5, 7)
+    assert load_checkpoint(out).training_meta["step"] == 2
+
+
+def test_a_failing_save_keeps_the_previous_checkpoint(tmp_path, rgb, monkeypatch):
+    import safetensors.torch
+
+    out = tmp_path / "run.safetensors"
+    trainer = Trainer(tiny_config(out, max_steps=4, checkpoint_every=1), rgb)
+    real_save = safetensors.torch.save_file
+    calls = []
+
+    def flaky_save(tensors, filename, metadata=None):
+        calls.append(filename)
+        if len(calls) == 2:
+            with open(filename, "wb") as f:
+                f.write(b"half a file")
+            raise OSError("disk full")
+        return real_save(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", flaky_save)
+    with pytest.raises(OSError, match="disk full"):
+        for _ in trainer.run():
+            pass
+    assert load_checkpoint(out).training_meta["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["run.safetensors"]  # no temp file left
+
+
+def test_plain_tensor_datasets_and_validation(rgb):
+    l_net = torch.rand(6, 1, 8, 8) * 2 - 1
+    ab = torch.rand(6, 2, 8, 8) - 0.5
+    data = torch.utils.data.TensorDataset(l_net, ab)
+    result = Trainer(tiny_config(max_steps=2, batch_size=3), data, data).fit()
+    assert result.step == 2 and result.path is None and "val_delta_e" in result.metrics
+
+
+def test_bad_data_and_configs_are_explained(rgb):
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="unknown loss"):
+        TrainConfig(loss="perceptual-ish")
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        TrainConfig(optimizer="lbfgs")
+    empty = torch.utils.data.TensorDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, 2, 8, 8))
+    with pytest.raises(ValueError, match="empty"):
+        Trainer(tiny_config(), empty).fit()
+    with pytest.raises(ValueError, match="training data must be"):
+        Trainer(tiny_config(), 42).fit()
+
+
+def test_export_for_inference_in_half_precision(tmp_path, rgb):
+    src = tmp_path / "run.safetensors"
+    Trainer(tiny_config(src, max_steps=2), rgb).fit()
+    dst = export_model(src, tmp_path / "small.safetensors", dtype=torch.float16,
+                       metrics={"ciede2000": 1.0}, data="ten noise images")  # fmt: skip
+    exported = load_checkpoint(dst)
+    assert not exported.training_state and exported.training_meta is None
+    assert exported.model_state["head.0.weight"].dtype == torch.float16
+    assert exported.meta.metrics == {"ciede2000": 1.0}
+    model, _ = load_model(dst)
+    assert next(model.parameters()).dtype == torch.float32
+    with pytest.raises(CheckpointError, match="no training state"):
+        Trainer.resume(dst, rgb)
+
+
+def test_fine_tuning_starts_from_given_weights(tmp_path, rgb):
+    src = tmp_path / "run.safetensors"
+    first = Trainer(tiny_config(src, max_steps=2), rgb)
+    first.fit()
+    tuned = Trainer(tiny_config(max_steps=1, lr=1e-9, model_config={}), rgb, init_checkpoint=src)
+    tuned.fit()
+    assert tuned.config.model_config["widths"] == [4, 8]  # taken from the checkpoint
+    a = first.model.state_dict()["head.0.weight"]
+    assert torch.allclose(a, tuned.model.state_dict()["head.0.weight"], atol=1e-6)
