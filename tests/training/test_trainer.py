@@ -26,7 +26,14 @@ def rgb():
 
 
 def tiny_config(out=None, **kw):
-    base = dict(arch="beta", model_config=TINY, max_steps=6, batch_size=4, out=out, seed=3)
+    base = {
+        "arch": "beta",
+        "model_config": TINY,
+        "max_steps": 6,
+        "batch_size": 4,
+        "out": out,
+        "seed": 3,
+    }
     base.update(kw)
     return TrainConfig(**base)
 
@@ -47,8 +54,10 @@ def test_events_come_in_order(tmp_path, rgb):
     events, returned = drain(Trainer(cfg, rgb, rgb[:3]).run())
 
     assert isinstance(events[0], StartEvent)
-    assert events[0].total_steps == 4 and events[0].steps_per_epoch == 2
-    assert events[-1] is returned and isinstance(returned, TrainResult)
+    assert events[0].total_steps == 4
+    assert events[0].steps_per_epoch == 2
+    assert events[-1] is returned
+    assert isinstance(returned, TrainResult)
     steps = [e for e in events if isinstance(e, StepEvent)]
     assert [e.step for e in steps] == [1, 2, 3, 4]
     assert [e.epoch for e in steps] == [0, 0, 1, 1]
@@ -59,10 +68,13 @@ def test_events_come_in_order(tmp_path, rgb):
     assert set(vals[0].metrics) == {"val_loss", "val_delta_e"}
     previews = [e for e in events if isinstance(e, PreviewEvent)]
     assert [e.step for e in previews] == [2, 4]
-    assert previews[0].rgb.shape == (8, 8, 3) and previews[0].rgb.dtype == np.uint8
+    assert previews[0].rgb.shape == (8, 8, 3)
+    assert previews[0].rgb.dtype == np.uint8
     ckpts = [e for e in events if isinstance(e, CheckpointEvent)]
     assert [(e.step, e.final) for e in ckpts] == [(2, False), (4, True)]
-    assert returned.path == str(out) and not returned.stopped and returned.step == 4
+    assert returned.path == str(out)
+    assert not returned.stopped
+    assert returned.step == 4
     assert returned.metrics == vals[-1].metrics
     # the kinds of events a GUI relies on, in the order it sees them at step 2
     kinds = [type(e).__name__ for e in events if getattr(e, "step", None) == 2]
@@ -71,7 +83,7 @@ def test_events_come_in_order(tmp_path, rgb):
 
 def test_resume_continues_exactly(tmp_path, rgb):
     # 10 items in batches of 4: 2 steps per epoch, so step 3 stops mid-epoch
-    cfg = dict(patch_size=6, model_config={"widths": [4, 8], "norm": "batch"})
+    cfg = {"patch_size": 6, "model_config": {"widths": [4, 8], "norm": "batch"}}
     straight = Trainer(tiny_config(tmp_path / "a.safetensors", **cfg), rgb)
     losses_a = [e.loss for e in straight.run() if isinstance(e, StepEvent)]
 
@@ -84,7 +96,8 @@ def test_resume_continues_exactly(tmp_path, rgb):
                 first.request_stop()
     resumed = Trainer.resume(tmp_path / "b.safetensors", rgb)
     events = list(resumed.run())
-    assert isinstance(events[0], StartEvent) and events[0].step == 3
+    assert isinstance(events[0], StartEvent)
+    assert events[0].step == 3
     losses_b += [e.loss for e in events if isinstance(e, StepEvent)]
 
     assert len(losses_a) == 6
@@ -102,10 +115,13 @@ def test_stop_leaves_a_loadable_checkpoint(tmp_path, rgb):
         if isinstance(e, StepEvent) and e.step == 2:
             trainer.request_stop()
         last = e
-    assert isinstance(last, TrainResult) and last.stopped and last.step == 2
+    assert isinstance(last, TrainResult)
+    assert last.stopped
+    assert last.step == 2
     assert last.path == str(out)
     model, meta = load_model(out)
-    assert meta.arch == "beta" and meta.extra["chroma_size"] == 8
+    assert meta.arch == "beta"
+    assert meta.extra["chroma_size"] == 8
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 5, 7)).shape == (1, 2, 5, 7)
     assert load_checkpoint(out).training_meta["step"] == 2
@@ -140,7 +156,9 @@ def test_plain_tensor_datasets_and_validation(rgb):
     ab = torch.rand(6, 2, 8, 8) - 0.5
     data = torch.utils.data.TensorDataset(l_net, ab)
     result = Trainer(tiny_config(max_steps=2, batch_size=3), data, data).fit()
-    assert result.step == 2 and result.path is None and "val_delta_e" in result.metrics
+    assert result.step == 2
+    assert result.path is None
+    assert "val_delta_e" in result.metrics
 
 
 def test_bad_data_and_configs_are_explained(rgb):
@@ -163,7 +181,8 @@ def test_export_for_inference_in_half_precision(tmp_path, rgb):
     dst = export_model(src, tmp_path / "small.safetensors", dtype=torch.float16,
                        metrics={"ciede2000": 1.0}, data="ten noise images")  # fmt: skip
     exported = load_checkpoint(dst)
-    assert not exported.training_state and exported.training_meta is None
+    assert not exported.training_state
+    assert exported.training_meta is None
     assert exported.model_state["head.0.weight"].dtype == torch.float16
     assert exported.meta.metrics == {"ciede2000": 1.0}
     model, _ = load_model(dst)
