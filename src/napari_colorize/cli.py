@@ -193,6 +193,15 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, metavar="N", help="seed of weights, data order and crops")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use")
+    p.add_argument(
+        "--distributed", action="store_true",
+        help="data-parallel (DDP) over --nproc-per-node processes, started with torchrun; "
+        "automatic under torchrun. --batch-size is then the global batch",
+    )  # fmt: skip
+    p.add_argument(
+        "--nproc-per-node", type=int, metavar="N",
+        help="processes for --distributed (default: one per GPU, else 2 on the CPU)",
+    )  # fmt: skip
 
 
 def _run_train(args) -> int:
@@ -217,8 +226,15 @@ def _run_train(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from .training import distributed as ddp
+
+    if args.distributed and not ddp.under_torchrun():
+        return ddp.relaunch_train(args.nproc_per_node)
+    world = ddp.join_if_distributed(args.distributed, args.device)
+    quiet = world is not None and not world.is_main  # only rank 0 prints
+    device = world.device if world is not None else args.device
     overrides = {
-        "epochs": args.epochs, "max_steps": args.steps, "out": args.out, "device": args.device,
+        "epochs": args.epochs, "max_steps": args.steps, "out": args.out, "device": device,
         "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "num_workers": args.num_workers,
     }  # fmt: skip
@@ -236,7 +252,8 @@ def _run_train(args) -> int:
     config, train, val = preset_run(
         args.preset, data=args.data, image=args.image, config=base, **overrides
     )
-    trainer = Trainer(config, train, val, resume=args.resume)
+    trainer_class = ddp.DistributedTrainer if world is not None else Trainer
+    trainer = trainer_class(config, train, val, resume=args.resume)
 
     def on_sigint(signum, frame):  # first Ctrl+C: stop cleanly after this step
         trainer.request_stop()
@@ -246,7 +263,8 @@ def _run_train(args) -> int:
     start = time.perf_counter()
     result = None
     try:
-        with tqdm(desc=f"train {args.preset}", unit="step", dynamic_ncols=True) as bar:
+        bar = tqdm(desc=f"train {args.preset}", unit="step", dynamic_ncols=True, disable=quiet)
+        with bar:
             for event in trainer.run():
                 if isinstance(event, StepEvent):
                     bar.total = event.total_steps
@@ -255,13 +273,17 @@ def _run_train(args) -> int:
                         loss=f"{event.loss:.4f}", lr=f"{event.lr:.2e}",
                         img_s=f"{event.images_per_s:.0f}", refresh=False,
                     )  # fmt: skip
-                elif isinstance(event, ValidationEvent):
+                elif isinstance(event, ValidationEvent) and not quiet:
                     shown = ", ".join(f"{k}={v:.4g}" for k, v in event.metrics.items())
                     bar.write(f"step {event.step}: {shown}")
                 elif isinstance(event, TrainResult):
                     result = event
     finally:
         signal.signal(signal.SIGINT, previous)
+        if world is not None:
+            ddp.cleanup_distributed()
+    if quiet:
+        return 0
     minutes, seconds = divmod(time.perf_counter() - start, 60)
     shown = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) or "no validation"
     state = "stopped at" if result.stopped else "done:"
