@@ -438,3 +438,49 @@ def launch_torchrun(
         f"--nproc_per_node={int(nproc_per_node)}", "-m", module, *argv,
     ]  # fmt: skip
     return subprocess.call(command)
+
+
+def under_torchrun() -> bool:
+    """Whether this process was started by torchrun (or :func:`spawn`)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def default_nproc() -> int:
+    """Processes per node when none are given: one per GPU, else 2 CPU processes."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 2
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == name:
+            skip = True
+        elif not item.startswith(name + "="):
+            out.append(item)
+    return out
+
+
+def relaunch_train(nproc_per_node: int | None = None, argv: list[str] | None = None) -> int:
+    """Start this ``train`` command again under torchrun on this machine; its exit status.
+
+    ``argv`` defaults to this process's arguments after the ``train`` subcommand,
+    without ``--nproc-per-node``.
+    """
+    if argv is None:
+        argv = sys.argv[1:]
+        if argv and argv[0] == "train":
+            argv = argv[1:]
+    argv = _without_option(list(argv), "--nproc-per-node")
+    return launch_torchrun(argv, nproc_per_node or default_nproc())
+
+
+def join_if_distributed(distributed: bool, device: str | None) -> DistributedWorld | None:
+    """Join the process group when asked to (``--distributed``) or under a multi-process torchrun.
+
+    Returns None for a single-process run.
+    """
+    if not (distributed or world_from_env().world_size > 1):
+        return None
+    return init_distributed(device or "auto")
