@@ -1,0 +1,77 @@
+"""The training presets and the ``napari-colorize train`` command."""
+
+import numpy as np
+import pytest
+
+from napari_colorize.cli import main
+from napari_colorize.training.presets import get_preset, list_presets, preset_run
+
+
+@pytest.fixture
+def tiny_png(tmp_path):
+    from skimage.io import imsave
+
+    path = tmp_path / "tiny.png"
+    rng = np.random.default_rng(1)
+    imsave(path, (rng.random((24, 20, 3)) * 255).astype(np.uint8), check_contrast=False)
+    return path
+
+
+def test_presets_are_listed():
+    names = [p["name"] for p in list_presets()]
+    assert names == ["alpha", "beta-original", "beta-punks"]
+    with pytest.raises(ValueError, match="unknown preset 'gamma'; choose one of alpha"):
+        get_preset("gamma")
+
+
+def test_the_original_recipe_is_kept():
+    from napari_colorize.models.beta import beta_original_config
+
+    config = get_preset("beta-original").config()
+    assert config.model_config == beta_original_config().to_dict()
+    assert (config.loss, config.optimizer, config.scheduler) == ("mse", "rmsprop", "constant")
+    ours = get_preset("beta-punks").config()
+    assert ours.seed == config.seed
+    assert ours.epochs is not None  # defined by epochs, not by wall time
+
+
+def test_alpha_preset_fits_the_given_image(tiny_png):
+    config, train, val = preset_run("alpha", image=str(tiny_png), max_steps=3)
+    assert config.max_steps == 3
+    assert config.epochs is None
+    assert config.patch_size == 16  # the 128 default shrunk to the image, a multiple of 8
+    l_net, ab = train[0]
+    assert l_net.shape == (1, 16, 16)
+    assert ab.shape == (2, 16, 16)
+    assert val[0][0].shape == (1, 24, 20)  # validated on the whole image
+    assert "tiny.png" in config.data
+
+
+def test_train_cli_alpha_on_a_tiny_image(tmp_path, tiny_png, capsys):
+    out = tmp_path / "alpha.safetensors"
+    argv = ["train", "--preset", "alpha", "--image", str(tiny_png), "--steps", "2"]
+    assert main([*argv, "--out", str(out), "--batch-size", "2"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("alpha done: 2/2 steps in ")
+    assert "val_delta_e=" in summary
+    assert str(out) in summary
+
+    from napari_colorize.registry import load_model
+
+    _model, meta = load_model(out)
+    assert meta.arch == "alpha"
+    assert meta.extra["chroma_size"] == 24
+
+    # resuming a finished run with more steps continues from step 2
+    assert main(["train", "--preset", "alpha", "--image", str(tiny_png), "--resume", str(out),
+                 "--steps", "3"]) == 0  # fmt: skip
+    assert "alpha done: 3/3 steps" in capsys.readouterr().out
+
+
+def test_train_cli_lists_presets_and_explains_mistakes(capsys):
+    assert main(["train", "--list"]) == 0
+    assert "beta-punks" in capsys.readouterr().out
+    assert main(["train"]) == 2
+    assert "give --preset NAME" in capsys.readouterr().err
+    assert main(["train", "--preset", "gamma"]) == 2
+    assert "unknown preset 'gamma'" in capsys.readouterr().err
