@@ -14,6 +14,26 @@ import numpy as np
 from ..layers import LAB_CHANNELS, LAB_CONTRAST_LIMITS, METADATA_KEY, lab_colormap_colors
 
 
+def compact_combos(*combos, characters: int = 16) -> None:
+    """Let combo boxes be narrow: long entries (file paths, GPU names) must not widen the dock."""
+    from qtpy.QtWidgets import QComboBox
+
+    policy = QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    for combo in combos:
+        combo.native.setSizeAdjustPolicy(policy)
+        combo.native.setMinimumContentsLength(characters)
+
+
+def wrapping_label(label) -> None:
+    """Let a status label wrap instead of widening the dock with a long message."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label.native.setWordWrap(True)
+    policy = label.native.sizePolicy()
+    policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
+    label.native.setSizePolicy(policy)
+
+
 def layer_geometry(layer) -> dict:
     """A layer's scale, translate, rotate, shear and affine as plain arrays."""
     return {

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import progress
@@ -28,7 +28,13 @@ from ..layers import (
     select_source,
     split_lab,
 )
-from ._viewer import add_or_replace_image, lab_display_kwargs, layer_geometry
+from ._viewer import (
+    add_or_replace_image,
+    compact_combos,
+    lab_display_kwargs,
+    layer_geometry,
+    wrapping_label,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -43,6 +49,12 @@ DEFAULT_MODEL = "beta-punks"
 BROWSE = "Browse checkpoint..."
 ALL_PLANES = "all planes"
 CURRENT_PLANE = "current plane (preview)"
+#: Working sizes offered: the model's own default, fixed sizes, or full resolution (0).
+WORKING_SIZES = [
+    ("model default", "auto"),
+    *((f"{n} px", n) for n in (128, 256, 512, 1024, 2048)),
+    ("full resolution", 0),
+]
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
 
 
@@ -55,7 +67,7 @@ class _Job:
     rgb: bool
     model: str
     device: str
-    chroma_size: int | None
+    chroma_size: int | str
     value_range: tuple | None
     add_lab: bool
     outputs: dict  # add_image kwargs of the colorized layer, by role
@@ -80,10 +92,9 @@ def _run_job(job: _Job):
     try:
         from ..inference import Colorizer
 
-        kwargs = {"device": job.device}
-        if job.chroma_size:
-            kwargs["chroma_size"] = job.chroma_size
-        job.colorizer = Colorizer(job.model, **kwargs)
+        # 0 means full resolution, which Colorizer spells None
+        chroma_size = job.chroma_size if job.chroma_size else None
+        job.colorizer = Colorizer(job.model, device=job.device, chroma_size=chroma_size)
         if job.stop:
             return _Result()
         rgb = yield from job.colorizer.run(job.array, rgb=job.rgb, value_range=job.value_range)
@@ -141,16 +152,14 @@ class ColorizeWidget(Container):
         )
         self.model = ComboBox(name="model", label="model", choices=self._model_choices)
         self.device = ComboBox(name="device", label="device", choices=self._device_choices)
-        self.chroma_size = SpinBox(
+        self.chroma_size = ComboBox(
+            name="chroma_size",
             label="working size",
-            value=0,
-            min=0,
-            max=8192,
-            step=32,
-            tooltip="Longest side (pixels) at which colours are predicted; "
-            "0 uses the model's own default. Smaller is faster and smoother.",
+            choices=WORKING_SIZES,
+            value="auto",
+            tooltip="Longest side (pixels) at which colours are predicted and then "
+            "upsampled onto the full-resolution lightness. Smaller is faster and smoother.",
         )
-        self.chroma_size.native.setSpecialValueText("model default")
         self.stack = ComboBox(
             label="stack",
             choices=[ALL_PLANES, CURRENT_PLANE],
@@ -167,7 +176,7 @@ class ColorizeWidget(Container):
         self.cancel_button = PushButton(
             name="cancel_button", label="", text="Cancel", enabled=False
         )
-        self.status = Label(name="status", label="", value="")
+        self.status = Label(value="")  # unnamed, so the form shows no label for it
         self.extend(
             [
                 self.image,
@@ -182,6 +191,8 @@ class ColorizeWidget(Container):
                 self.status,
             ]
         )
+        wrapping_label(self.status)
+        compact_combos(self.image, self.model, self.device, self.chroma_size, self.stack)
         self.image.changed.connect(self._on_image_changed)
         self.model.changed.connect(self._on_model_changed)
         self.run_button.changed.connect(self.run)
@@ -197,17 +208,33 @@ class ColorizeWidget(Container):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _model_choices(self, _widget=None):
-        names = list(dict.fromkeys([*self._models, *self._checkpoints]))
-        return [*names, BROWSE]
+        from pathlib import Path
+
+        names = [(name, name) for name in self._models]
+        files = [(Path(path).name, path) for path in self._checkpoints if path not in self._models]
+        return [*names, *files, (BROWSE, BROWSE)]
 
     def _device_choices(self, _widget=None):
         return self._devices
 
-    def refresh_choices(self, start: bool = True):
+    def refresh_choices(self, start: bool = True, block: bool = False):
         """List the devices and models again, in a background thread.
 
-        Returns the worker (started unless ``start`` is False).
+        Parameters
+        ----------
+        start : bool
+            Start the worker (otherwise the caller connects and starts it).
+        block : bool
+            List them here and now instead (this imports torch on the calling
+            thread), and return None.
+
+        Returns
+        -------
+        FunctionWorker or None
         """
+        if block:
+            self._on_probed(_probe_choices())
+            return None
         worker = thread_worker(_probe_choices, start_thread=False)()
         worker.returned.connect(self._on_probed)
         worker.finished.connect(lambda: setattr(self, "_probe_worker", None))
@@ -224,7 +251,7 @@ class ColorizeWidget(Container):
         self._devices = [("auto", "auto"), *devices]
         self.model.reset_choices()
         self.device.reset_choices()
-        if current_model in self._model_choices():
+        if current_model in [value for _label, value in self._model_choices()]:
             self.model.value = current_model
         if current_device in [name for _label, name in self._devices]:
             self.device.value = current_device
@@ -236,6 +263,13 @@ class ColorizeWidget(Container):
             self._checkpoints.append(path)
         self.model.reset_choices()
         self.model.value = path
+
+    def set_model(self, name_or_path) -> None:
+        """Select a registered model by name, or a checkpoint file by path."""
+        if name_or_path in [value for _label, value in self._model_choices()]:
+            self.model.value = name_or_path
+        else:
+            self.set_checkpoint(name_or_path)
 
     def _on_model_changed(self, value=None) -> None:
         if value != BROWSE:
@@ -304,7 +338,7 @@ class ColorizeWidget(Container):
             rgb=bool(layer.rgb),
             model=str(model),
             device=str(self.device.value or "auto"),
-            chroma_size=int(self.chroma_size.value) or None,
+            chroma_size=self.chroma_size.value,
             # what the user sees is what gets colorized: gray values map to L
             # through the layer's contrast limits
             value_range=None if layer.rgb else tuple(float(v) for v in layer.contrast_limits),

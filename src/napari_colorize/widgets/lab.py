@@ -24,7 +24,14 @@ from ..layers import (
     select_source,
     split_lab,
 )
-from ._viewer import add_or_replace_image, find_output, lab_display_kwargs, layer_geometry
+from ._viewer import (
+    add_or_replace_image,
+    compact_combos,
+    find_output,
+    lab_display_kwargs,
+    layer_geometry,
+    wrapping_label,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -61,7 +68,7 @@ class LabWidget(Container):
         self.a_layer = ComboBox(name="a_layer", label="a", choices=self._channel_choices)
         self.b_layer = ComboBox(name="b_layer", label="b", choices=self._channel_choices)
         self.merge_button = PushButton(name="merge_button", label="", text="Merge into RGB")
-        self.status = Label(name="status", label="", value="")
+        self.status = Label(value="")  # unnamed, so the form shows no label for it
         self.extend(
             [
                 self.rgb_layer,
@@ -73,6 +80,8 @@ class LabWidget(Container):
                 self.status,
             ]
         )
+        wrapping_label(self.status)
+        compact_combos(self.rgb_layer, self.l_layer, self.a_layer, self.b_layer)
         self.split_button.changed.connect(self.split)
         self.merge_button.changed.connect(self.merge)
         viewer.dims.events.current_step.connect(self._on_step)
