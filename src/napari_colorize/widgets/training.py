@@ -1,0 +1,628 @@
+"""The Training dock widget: train a colorizer on layers, a folder or the CryptoPunks.
+
+The widget only gathers choices and shows progress. The data come from
+:func:`napari_colorize.data.layers.layer_datasets` (or ``spec_datasets``), the run
+is a :class:`napari_colorize.training.session.TrainingSession` driven by a
+``thread_worker`` over its event generator, and layers are touched only in the
+main-thread handlers of that worker. When a run ends (or is stopped) its
+checkpoint is registered under the model name, and the Colorize widgets of the
+viewer list it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    ProgressBar,
+    PushButton,
+    Select,
+    SpinBox,
+)
+from napari.layers import Image
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QPointF, Qt
+from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtWidgets import QSizePolicy, QWidget
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["LossPlot", "TrainingWidget"]
+
+logger = logging.getLogger(__name__)
+
+LAYERS, FOLDER, PUNKS = "layers", "folder", "CryptoPunks"
+#: Start-from entry that opens a file dialog.
+BROWSE = "fine-tune a checkpoint file..."
+#: Registered architectures that are not trained from scratch here: a classifier,
+#: and published models that are only fine-tuned.
+NOT_FROM_SCRATCH = {"inception", "eccv16", "siggraph17"}
+PREVIEW_ROLE = "training preview"
+_CHECKPOINT_FILTER = "Model checkpoints (*.safetensors);;All files (*)"
+
+
+# ------------------------------------------------------------------ the loss plot
+
+
+class LossPlot(QWidget):
+    """A small live plot of the training and validation loss (two polylines, log-free)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.colors = {"train": QColor(80, 160, 255), "val": QColor(255, 150, 40)}
+        self.series: dict[str, list[tuple[float, float]]] = {"train": [], "val": []}
+        self.setMinimumHeight(110)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip("loss per step: training (blue) and validation (orange)")
+
+    def add(self, name: str, step: float, value: float) -> None:
+        if not math.isfinite(value):
+            return
+        points = self.series[name]
+        points.append((float(step), float(value)))
+        if len(points) > 4000:  # keep drawing cheap on long runs
+            self.series[name] = points[::2]
+        self.update()
+
+    def clear(self) -> None:
+        for points in self.series.values():
+            points.clear()
+        self.update()
+
+    def paintEvent(self, event):
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = self.rect().adjusted(36, 6, -6, -16)
+        painter.setPen(QPen(QColor(128, 128, 128)))
+        painter.drawRect(rect)
+        points = [p for s in self.series.values() for p in s]
+        if not points:
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "loss")
+            painter.end()
+            return
+        xs, ys = zip(*points)
+        x0, x1 = min(xs), max(xs)
+        y0, y1 = min(ys), max(ys)
+        x1 = x1 if x1 > x0 else x0 + 1
+        pad = (y1 - y0) * 0.05 or abs(y1) * 0.05 or 1.0
+        y0, y1 = y0 - pad, y1 + pad
+        painter.drawText(2, rect.top() + 10, f"{y1:.3g}")
+        painter.drawText(2, rect.bottom(), f"{y0:.3g}")
+        painter.drawText(rect.left(), rect.bottom() + 14, f"{x0:.0f}")
+        painter.drawText(rect.right() - 40, rect.bottom() + 14, f"{x1:.0f}")
+        for name, series in self.series.items():
+            if not series:
+                continue
+            poly = QPolygonF(
+                [
+                    QPointF(
+                        rect.left() + (x - x0) / (x1 - x0) * rect.width(),
+                        rect.bottom() - (y - y0) / (y1 - y0) * rect.height(),
+                    )
+                    for x, y in series
+                ]
+            )
+            painter.setPen(QPen(self.colors[name], 1.5))
+            if len(series) == 1:
+                painter.drawEllipse(poly[0], 2, 2)
+            else:
+                painter.drawPolyline(poly)
+        painter.end()
+
+
+# ------------------------------------------------------------------ the worker side
+
+
+@dataclass
+class _Outcome:
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _run_session(session):
+    """Generator run by the worker thread: the session's events, then an _Outcome."""
+    try:
+        result = yield from session.run()
+        return _Outcome(result=result)
+    except Exception as exc:  # reported by the main thread
+        logger.debug("training failed", exc_info=True)
+        return _Outcome(error=exc)
+
+
+def _probe():
+    """Architectures, registered models and devices (imports torch: off the main thread)."""
+    import importlib.util
+
+    from ..devices import available_devices
+    from ..registry import architectures, describe_architectures, list_models
+
+    modules = {a["name"]: a["model"].partition(":")[0] for a in describe_architectures()}
+    archs = []
+    for arch in architectures():
+        if arch in NOT_FROM_SCRATCH:
+            continue
+        try:
+            if importlib.util.find_spec(modules[arch]) is None:
+                continue
+        except (ImportError, ValueError):
+            continue
+        archs.append(arch)
+    try:
+        models = [
+            m["name"] for m in list_models() if m.get("available") and m.get("arch") != "inception"
+        ]
+    except Exception:
+        logger.warning("could not list the models", exc_info=True)
+        models = []
+    devices = [(d.label, d.name) for d in available_devices()]
+    return archs, models, devices
+
+
+def _default_output() -> Path:
+    from ..registry import user_models_file
+
+    return user_models_file().parent / "trained" / "my-colorizer.safetensors"
+
+
+# ------------------------------------------------------------------ the widget
+
+
+class TrainingWidget(Container):
+    """Train a colorizer from layers in the viewer (or a folder, or the CryptoPunks).
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    probe : bool
+        List architectures, models and devices in a background thread now
+        (otherwise only alpha, beta and ``auto`` until :meth:`refresh_choices`).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, probe: bool = True):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._archs = ["alpha", "beta"]
+        self._models: list[str] = []
+        self._files: list[str] = []
+        self._devices: list[tuple[str, str]] = [("auto", "auto"), ("cpu", "cpu")]
+        self._worker = None
+        self._probe_worker = None
+        self._session = None
+        self._data = None
+        self._previous_start = "arch:beta"
+        self.last_result = None
+        self.last_error: BaseException | None = None
+
+        self.source = ComboBox(label="data", choices=[LAYERS, FOLDER, PUNKS], value=LAYERS)
+        self.layers = Select(
+            label="layers",
+            choices=self._layer_choices,
+            tooltip="RGB layers (input: their L, target: their colours), and optionally a "
+            "grayscale layer with the RGB layer of its shape (input: the gray, target: the "
+            "RGB layer's colours).",
+        )
+        self.folder = FileEdit(label="folder", mode="d", visible=False)
+        self.split = ComboBox(
+            label="validation",
+            choices=[
+                ("auto", "auto"),
+                ("held-out planes", "planes"),
+                ("held-out strip", "regions"),
+                ("none", "none"),
+            ],
+            value="auto",
+            tooltip="auto: whole planes of a stack, a strip of a single image",
+        )
+        self.val_fraction = FloatSpinBox(label="held out", value=0.2, min=0.01, max=0.9, step=0.05)
+        self.preview_index = SpinBox(
+            label="preview image", value=0, min=0, max=10_000,
+            tooltip="which held-out plane (or strip) the preview layer shows",
+        )  # fmt: skip
+        self.start_from = ComboBox(label="model", choices=self._start_choices)
+        self.model_config = LineEdit(
+            label="model config", value="{}",
+            tooltip='architecture options as JSON, e.g. {"width": 8} for alpha',
+        )  # fmt: skip
+        self.length_unit = ComboBox(label="train for", choices=["steps", "epochs"], value="steps")
+        self.length = SpinBox(label="", value=500, min=1, max=10_000_000)
+        self.batch_size = SpinBox(label="batch size", value=16, min=1, max=4096)
+        self.patch_size = SpinBox(label="patch size", value=64, min=8, max=4096, step=8)
+        self.lr = LineEdit(label="learning rate", value="1e-3")
+        self.device = ComboBox(label="device", choices=self._device_choices)
+        self.amp = CheckBox(text="mixed precision (CUDA)", value=True)
+        self.preview_every = SpinBox(label="preview every", value=50, min=1, max=100_000)
+        self.output = FileEdit(
+            label="output", mode="w", filter="*.safetensors", value=str(_default_output())
+        )
+        self.model_name = LineEdit(
+            label="model name", value="",
+            tooltip="name under which the Colorize widget offers the result "
+            "(default: the output file's name)",
+        )  # fmt: skip
+        self.start_button = PushButton(text="Start")
+        self.resume_button = PushButton(text="Resume", enabled=False)
+        self.progress = ProgressBar(label="", value=0, min=0, max=1, visible=True)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.source, self.layers, self.folder, self.split, self.val_fraction,
+                self.preview_index, self.start_from, self.model_config, self.length_unit,
+                self.length, self.batch_size, self.patch_size, self.lr, self.device, self.amp,
+                self.preview_every, self.output, self.model_name, self.start_button,
+                self.resume_button, self.progress, self.status,
+            ]
+        )  # fmt: skip
+        self.loss_plot = LossPlot()
+        self.native.layout().addWidget(self.loss_plot)
+
+        self.source.changed.connect(self._on_source_changed)
+        self.start_from.changed.connect(self._on_start_from_changed)
+        self.start_button.changed.connect(self._on_start_clicked)
+        self.resume_button.changed.connect(self._on_resume_clicked)
+        self.output.changed.connect(self._update_resume)
+        self.reset_choices()
+        self.start_from.value = "arch:beta"
+        self._update_resume()
+        if probe:
+            self.refresh_choices()
+
+    # ------------------------------------------------------------ choices
+
+    def _layer_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _start_choices(self, _widget=None):
+        new = [(f"new {arch}", f"arch:{arch}") for arch in self._archs]
+        tune = [(f"fine-tune {name}", f"model:{name}") for name in self._models]
+        files = [(f"fine-tune {Path(p).name}", f"file:{p}") for p in self._files]
+        return [*new, *tune, *files, (BROWSE, BROWSE)]
+
+    def _device_choices(self, _widget=None):
+        return self._devices
+
+    def refresh_choices(self, start: bool = True):
+        """List architectures, models and devices again in a background thread; the worker."""
+        worker = thread_worker(_probe, start_thread=False)()
+        worker.returned.connect(self._on_probed)
+        worker.finished.connect(lambda: setattr(self, "_probe_worker", None))
+        self._probe_worker = worker
+        if start:
+            worker.start()
+        return worker
+
+    def _on_probed(self, result) -> None:
+        archs, models, devices = result
+        current_start, current_device = self.start_from.value, self.device.value
+        self._archs = archs or self._archs
+        self._models = models
+        self._devices = [("auto", "auto"), *devices]
+        self.start_from.reset_choices()
+        self.device.reset_choices()
+        if current_start in [v for _l, v in self._start_choices()]:
+            self.start_from.value = current_start
+        if current_device in [v for _l, v in self._devices]:
+            self.device.value = current_device
+
+    def set_checkpoint(self, path) -> None:
+        """Fine-tune the checkpoint file ``path``."""
+        path = str(path)
+        if path not in self._files:
+            self._files.append(path)
+        self.start_from.reset_choices()
+        self.start_from.value = f"file:{path}"
+
+    def _on_start_from_changed(self, value=None) -> None:
+        if value != BROWSE:
+            self._previous_start = value
+            return
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self.native, "Fine-tune a model checkpoint", "", _CHECKPOINT_FILTER
+        )
+        if path:
+            self.set_checkpoint(path)
+        else:
+            self.start_from.value = self._previous_start
+
+    def _on_source_changed(self, value=None) -> None:
+        value = self.source.value
+        self.layers.visible = value == LAYERS
+        self.folder.visible = value == FOLDER
+        self.split.visible = value == LAYERS
+        self.preview_index.visible = value == LAYERS
+
+    def _update_resume(self, _value=None) -> None:
+        out = Path(str(self.output.value)).expanduser()
+        self.resume_button.enabled = not self.busy and out.is_file()
+
+    # --------------------------------------------------------------- runs
+
+    @property
+    def busy(self) -> bool:
+        """Whether a training run is going on."""
+        return self._worker is not None
+
+    def _layer_arrays(self):
+        from ..data.layers import LayerArray
+
+        arrays = []
+        for layer in self.layers.value or []:
+            data = layer.data[0] if layer.multiscale else layer.data
+            value_range = None if layer.rgb else tuple(float(v) for v in layer.contrast_limits)
+            arrays.append(LayerArray(layer.name, data, bool(layer.rgb), value_range))
+        return arrays
+
+    def _training_data(self, seed: int):
+        from ..data.layers import layer_datasets, spec_datasets
+
+        patch = int(self.patch_size.value)
+        if self.source.value == LAYERS:
+            return layer_datasets(
+                self._layer_arrays(), patch, split=self.split.value,
+                val_fraction=float(self.val_fraction.value), seed=seed,
+                preview_index=int(self.preview_index.value),
+            )  # fmt: skip
+        if self.source.value == FOLDER:
+            folder = Path(str(self.folder.value)).expanduser()
+            if not str(self.folder.value).strip() or not folder.is_dir():
+                raise ValueError(f"choose an existing folder of colour images (got {folder})")
+            return spec_datasets(f"folder:{folder}", patch, val_fraction=0.1, seed=seed)
+        return spec_datasets("punks:train", None, val_fraction=0.1, seed=seed)
+
+    def _make_session(self, resume: bool):
+        """Check everything on the main thread (no pixels read) and build the session."""
+        import json
+
+        from ..training.session import TrainingSession, check_model_name, default_model_name
+        from ..training.trainer import TrainConfig
+
+        out = str(self.output.value).strip()
+        if not out or out == ".":
+            raise ValueError("choose an output file for the trained model (.safetensors)")
+        out_path = Path(out).expanduser()
+        if out_path.suffix != ".safetensors":
+            out_path = out_path.with_name(out_path.name + ".safetensors")
+        name = check_model_name(self.model_name.value.strip() or default_model_name(out_path))
+        try:
+            lr = float(self.lr.value)
+        except ValueError:
+            raise ValueError(
+                f"the learning rate must be a number, got {self.lr.value!r}"
+            ) from None
+        try:
+            model_config = json.loads(self.model_config.value or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the model config is not valid JSON: {exc}") from None
+        if not isinstance(model_config, dict):
+            raise ValueError('the model config must be a JSON object, e.g. {"width": 8}')
+        start = self.start_from.value or "arch:beta"
+        arch, init = "beta", None
+        if start.startswith("arch:"):
+            arch = start[len("arch:") :]
+        elif start.startswith(("model:", "file:")):
+            init = start.partition(":")[2]
+        else:
+            raise ValueError("choose an architecture or a model to fine-tune")
+        seed = 0
+        data = self._training_data(seed)
+        steps = int(self.length.value)
+        every = int(self.preview_every.value)
+        config = TrainConfig(
+            arch=arch, model_config=model_config if init is None else {},
+            epochs=steps if self.length_unit.value == "epochs" else None,
+            max_steps=steps if self.length_unit.value == "steps" else None,
+            batch_size=int(self.batch_size.value), lr=lr,
+            patch_size=int(self.patch_size.value), device=str(self.device.value or "auto"),
+            amp=bool(self.amp.value), val_every=every if data.val is not None else 0,
+            checkpoint_every=max(50, 5 * every), out=str(out_path), seed=seed,
+            data=data.description[:500],
+        )  # fmt: skip
+        session = TrainingSession(
+            config, data.train, data.val, init_checkpoint=init, resume=resume,
+            preview_l=data.preview_l, preview_every=every, model_name=name, register=False,
+        )  # fmt: skip
+        return session, data, name
+
+    def start(self, *, resume: bool = False, start: bool = True):
+        """Start (or resume) training in a background thread.
+
+        Returns the worker (started unless ``start`` is False, so that a caller
+        can connect to it first), or None when the choices are not valid (the
+        reason is shown) or a run is going on.
+        """
+        if self.busy:
+            show_info("training is already running; stop it first")
+            return None
+        try:
+            session, data, name = self._make_session(resume)
+        except Exception as exc:
+            self._report(exc)
+            return None
+        self._session, self._data, self._name = session, data, name
+        self.last_result = self.last_error = None
+        worker = thread_worker(_run_session, start_thread=False)(session)
+        worker.yielded.connect(self._on_event)
+        worker.returned.connect(self._on_returned)
+        worker.finished.connect(self._on_finished)
+        self._worker = worker
+        if not resume:
+            self.loss_plot.clear()
+        self.start_button.text = "Stop"
+        self.resume_button.enabled = False
+        self.progress.value = 0
+        self.status.value = "resuming..." if resume else "starting..."
+        if start:
+            worker.start()
+        return worker
+
+    def stop(self) -> None:
+        """Stop after the current step; the checkpoint is written and registered."""
+        if self._session is not None:
+            self._session.request_stop()
+            self.start_button.enabled = False
+            self.status.value = "stopping after this step..."
+
+    def _on_start_clicked(self, _value=None) -> None:
+        if self.busy:
+            self.stop()
+        else:
+            self.start()
+
+    def _on_resume_clicked(self, _value=None) -> None:
+        self.start(resume=True)
+
+    # ----------------------------------------------------------- events
+
+    def _on_event(self, event) -> None:
+        from ..training.events import (
+            CheckpointEvent,
+            PreviewEvent,
+            StartEvent,
+            StepEvent,
+            ValidationEvent,
+        )
+
+        if isinstance(event, StartEvent):
+            self.progress.max = max(1, event.total_steps)
+            self.progress.value = min(event.step, event.total_steps)
+            self.status.value = (
+                f"training on {event.device}: {event.n_train} patches/epoch, "
+                f"{event.n_val} for validation"
+            )
+        elif isinstance(event, StepEvent):
+            self.progress.max = max(1, event.total_steps)
+            self.progress.value = min(event.step, event.total_steps)
+            self.loss_plot.add("train", event.step, event.loss)
+            eta = _format_seconds(event.eta_s)
+            self.status.value = (
+                f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  "
+                f"{event.images_per_s:.1f} img/s  ETA {eta}"
+            )
+        elif isinstance(event, ValidationEvent):
+            value = event.metrics.get("val_loss")
+            if value is not None:
+                self.loss_plot.add("val", event.step, value)
+        elif isinstance(event, PreviewEvent) and event.rgb is not None:
+            self._show_preview(event.rgb)
+        elif isinstance(event, CheckpointEvent):
+            logger.debug("checkpoint at step %s: %s", event.step, event.path)
+
+    def _preview_kwargs(self) -> dict:
+        data = self._data
+        source = getattr(data, "preview_source", None)
+        name = f"{source or 'training'} preview"
+        kwargs = {"name": name, "rgb": True, "metadata": {"napari_colorize": {
+            "source": source, "role": PREVIEW_ROLE}}}  # fmt: skip
+        layer = None
+        if source is not None and source in self._viewer.layers:
+            layer = self._viewer.layers[source]
+        if layer is not None:
+            scale = np.asarray(layer.scale[-2:], dtype=float)
+            translate = np.asarray(layer.translate[-2:], dtype=float)
+            kwargs["scale"] = scale
+            kwargs["translate"] = translate + np.asarray(data.preview_offset) * scale
+        return kwargs
+
+    @property
+    def preview_layer(self):
+        """The preview layer of the current or last run, if it is in the viewer."""
+        for layer in self._viewer.layers:
+            meta = (layer.metadata or {}).get("napari_colorize") or {}
+            if meta.get("role") == PREVIEW_ROLE:
+                return layer
+        return None
+
+    def _show_preview(self, rgb) -> None:
+        kwargs = self._preview_kwargs()
+        layer = self.preview_layer
+        if layer is not None and layer.data.shape == rgb.shape:
+            layer.data = rgb
+            return
+        if layer is not None:
+            self._viewer.layers.remove(layer)
+        self._viewer.add_image(rgb, **kwargs)
+
+    def _on_returned(self, outcome: _Outcome) -> None:
+        if outcome.error is not None:
+            self.last_error = outcome.error
+            self._report(outcome.error)
+            return
+        result = outcome.result
+        self.last_result = result
+        if result is None:
+            self.status.value = "stopped before the first step"
+            return
+        state = "stopped" if result.stopped else "done"
+        if not result.path:
+            self.status.value = f"{state} at step {result.step} (nothing written)"
+            return
+        try:
+            from ..training.session import register_trained_model
+
+            register_trained_model(
+                self._name,
+                result.path,
+                description=f"trained in napari on {self._data.description}",
+            )
+        except Exception as exc:
+            self._report(exc)
+            return
+        self._refresh_colorize_widgets()
+        val = result.metrics.get("val_loss")
+        shown = f", val loss {val:.4f}" if val is not None else ""
+        self.status.value = (
+            f"{state} at step {result.step}/{result.total_steps}{shown}; "
+            f"registered as {self._name!r}"
+        )
+        show_info(f"training {state}: model {self._name!r} is ready in the Colorize widget")
+
+    def _refresh_colorize_widgets(self) -> None:
+        """Have every Colorize widget of this viewer list the new model now."""
+        from .colorize import ColorizeWidget
+
+        try:
+            docked = list(self._viewer.window.dock_widgets.values())
+        except Exception:  # a viewer without a window (headless)
+            docked = []
+        for widget in docked:
+            if isinstance(widget, ColorizeWidget):
+                try:
+                    widget.refresh_choices(block=True)
+                except TypeError:  # an older Colorize widget: list in the background
+                    widget.refresh_choices()
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._session = None  # the model and optimizer go with it
+        self.start_button.text = "Start"
+        self.start_button.enabled = True
+        self._update_resume()
+
+    def _report(self, exc: BaseException) -> None:
+        message = str(exc) or type(exc).__name__
+        self.status.value = f"error: {message}"
+        show_error(message)
+
+
+def _format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "-"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
