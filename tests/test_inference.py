@@ -370,24 +370,36 @@ def test_model_breaking_the_contract_is_named():
         _colorizer(Wrong()).colorize(_gray((8, 8)))
 
 
-def test_hints_reach_the_model():
+def test_hints_reach_the_model_at_the_working_size():
     seen = {}
 
     class Hinted(nn.Module):
-        def forward(self, x, hints=None):
-            seen["hints"] = hints
+        def forward(self, x, hints=None, extra=None):
+            seen["hints"], seen["extra"] = hints, extra
             return torch.zeros(x.shape[0], 2, *x.shape[-2:])
 
     hint = np.zeros((40, 40, 3), np.float32)
-    hint[:20, :, 0] = 1.0
-    Colorizer(Hinted(), device="cpu", chroma_size=20, hints={"hints": hint}).colorize(
+    hint[5, 7] = (0.5, -0.25, 1.0)  # one hinted pixel: ab_to_net(ab) and mask
+    colorizer = Colorizer(Hinted(), device="cpu", chroma_size=20, hints=hint)
+    colorizer.colorize(_gray((40, 40)))
+    hints = seen["hints"]
+    assert tuple(hints.shape) == (1, 3, 20, 20)
+    # still a full-strength hint with its own colour after shrinking
+    np.testing.assert_allclose(hints[0, :, 2, 3].numpy(), [0.5, -0.25, 1.0])
+    assert hints[0, 2].sum() == 1
+    assert hints[0, :2].abs().sum() == pytest.approx(0.75)
+    assert seen["extra"] is None
+
+    extra = np.zeros((40, 40, 1), np.float32)
+    extra[:20] = 1.0
+    Colorizer(Hinted(), device="cpu", chroma_size=20, hints={"extra": extra}).colorize(
         _gray((40, 40))
     )
-    assert tuple(seen["hints"].shape) == (1, 3, 20, 20)
-    assert seen["hints"][0, 0, :10].eq(1).all()
-    assert seen["hints"][0, 0, 10:].eq(0).all()
+    assert tuple(seen["extra"].shape) == (1, 1, 20, 20)
+    assert seen["extra"][0, 0, :10].eq(1).all()
+    assert seen["extra"][0, 0, 10:].eq(0).all()
     with pytest.raises(ValueError, match="hint 'hints' has shape"):
-        Colorizer(Hinted(), device="cpu", hints={"hints": hint[:10]}).colorize(_gray((40, 40)))
+        Colorizer(Hinted(), device="cpu", hints=hint[:10]).colorize(_gray((40, 40)))
 
 
 def test_module_level_colorize_caches_models(net, monkeypatch):

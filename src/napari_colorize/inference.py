@@ -533,13 +533,17 @@ class Colorizer:
     batch_size : int, optional
         Network inputs (tiles or planes) per forward pass; default 4 on the
         CPU, 16 on a GPU.
-    hints : mapping of str to array, optional
-        Extra per-pixel conditioning passed to the model by name, e.g. colour
-        hints for a hint-aware model: each value is channel-last, ``(H, W, C)``
-        (the same for every plane) or ``leading_shape + (H, W, C)``, at the
-        input's resolution. It is area-resized to the working size (so premultiply
-        sparse hint colours by their mask), tiled like L and passed as
-        ``model(l, name=tensor (N, C, h, w))``.
+    hints : array or mapping of str to array, optional
+        Colour hints for a hint-aware model, in the package's hint format (see
+        :mod:`napari_colorize.models.zhang`): channel-last ``(H, W, 3)`` = ab hint
+        as ``ab_to_net(ab)`` in channels 0-1 and the hint mask in channel 2, at
+        the input's resolution, the same for every plane, or
+        ``leading_shape + (H, W, 3)``, one per plane. They are passed as
+        ``model(l, hints=tensor (N, 3, h, w))``, shrunk to the working size so
+        that a hint stays a full-strength hint (mask: any hint in the cell; ab:
+        the mask-weighted mean) and tiled like L. A mapping passes other
+        per-pixel maps by name (``model(l, name=...)``; ``"hints"`` is treated
+        as above, any other name is area-averaged).
     percentiles : (float, float) or None
         For data without a photo range; see :func:`images.intensity_range`.
     channels_last : bool, optional
@@ -611,9 +615,7 @@ class Colorizer:
             "batch_size", batch_size if batch_size is not None else (16 if gpu else 4)
         )
         if hints is not None and not isinstance(hints, Mapping):
-            raise ValueError(
-                f"hints must be a mapping of names to arrays, got {type(hints).__name__}"
-            )
+            hints = {"hints": hints}
         self.hints = dict(hints or {})
         self.percentiles = percentiles
         # measured (benchmarks/speed.py): 2-4x faster convs on the CPU (oneDNN) and on
@@ -855,7 +857,14 @@ class Colorizer:
                 maps = []
                 for index, _ in group:
                     v = np.asarray(value[index] if per_plane else value, dtype=np.float32)
-                    maps.append(shrink(torch.from_numpy(v).permute(2, 0, 1)[None]))
+                    v = torch.from_numpy(v).permute(2, 0, 1)[None]
+                    if name == "hints" and v.shape[1] == 3 and tuple(v.shape[-2:]) != work:
+                        mask = shrink(v[:, 2:3])
+                        ab = shrink(v[:, :2] * v[:, 2:3]) / mask.clamp(min=1e-12)
+                        v = torch.cat([ab, (mask > 0).to(ab.dtype)], dim=1)
+                    else:
+                        v = shrink(v)
+                    maps.append(v)
                 cond[name] = torch.cat(maps).to(self.device)
         return l_work, cond
 
