@@ -66,13 +66,16 @@ def _punks_data(config, data=None, image=None):
     if image is not None:
         raise ValueError("--image is for the alpha preset; give --data SPEC for punks presets")
     if data is None or data == PUNKS_TRAIN:
-        train = PunksDataset("train", seed=config.seed, flips=True)
+        train = PunksDataset("train", seed=config.seed, flips=config.flips)
         n = len(train)
         val = PunksDataset("train", seed=config.seed, flips=False)
         cut = n - PUNKS_HOLDOUT
         config.data = PUNKS_DATA_NOTE
         return HoldoutSubset(train, range(cut)), HoldoutSubset(val, range(cut, n))
-    return dataset_from_spec(data, patch_size=config.patch_size, seed=config.seed), None
+    train = dataset_from_spec(
+        data, patch_size=config.patch_size, seed=config.seed, flips=config.flips
+    )
+    return train, None
 
 
 def _alpha_data(config, data=None, image=None):
@@ -98,7 +101,9 @@ def _alpha_data(config, data=None, image=None):
     if config.chroma_size is None:
         config.chroma_size = int(min(max(h, w), 512))
     samples = max(config.batch_size * 8, 64)
-    train = ArrayDataset(rgb, patch_size=patch, seed=config.seed, samples_per_epoch=samples)
+    train = ArrayDataset(
+        rgb, patch_size=patch, flips=config.flips, seed=config.seed, samples_per_epoch=samples
+    )
     val = ArrayDataset(rgb, patch_size=None, flips=False, samples_per_epoch=1)
     return train, val
 

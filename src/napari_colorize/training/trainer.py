@@ -69,6 +69,8 @@ class TrainConfig:
         A name from :data:`~napari_colorize.training.losses.LOSSES`.
     patch_size : int, optional
         Random crop size when the data is given as a spec or an array.
+    flips : bool
+        Random left-right flips of the training items (spec or array data).
     grad_clip : float, optional
         Clip the gradient norm to this value.
     device : str
@@ -88,6 +90,14 @@ class TrainConfig:
         What the model is trained on, for the checkpoint's metadata.
     chroma_size : int, optional
         The working size stored for inference (``extra.chroma_size``).
+    task : str, optional
+        What one step does: ``"colorization"`` (:class:`ColorizationTask`, one
+        regression loss), ``"gan"`` (:class:`~napari_colorize.training.gan.GANTask`)
+        or ``"module:factory"`` called as ``factory(model, config)``. ``None``: the
+        architecture's usual task (``"gan"`` for the ``gan`` architecture).
+    task_config : dict
+        Options of the task (for ``"gan"``: the fields of
+        :class:`~napari_colorize.training.gan.GANConfig`).
     """
 
     arch: str = "beta"
@@ -102,6 +112,7 @@ class TrainConfig:
     warmup: float | None = None
     loss: str = "l1"
     patch_size: int | None = None
+    flips: bool = True
     grad_clip: float | None = None
     device: str = "auto"
     amp: bool = True
@@ -113,6 +124,8 @@ class TrainConfig:
     num_workers: int = 0
     data: str | None = None
     chroma_size: int | None = None
+    task: str | None = None
+    task_config: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.out is not None:
@@ -146,6 +159,28 @@ class TrainConfig:
 
 # ------------------------------------------------------------------ helpers
 
+#: Task names of :attr:`TrainConfig.task` -> ``"module:factory"`` (imported when used).
+TASKS = {
+    "colorization": "napari_colorize.training.task:ColorizationTask",
+    "gan": "napari_colorize.training.gan:GANTask",
+}
+
+
+def make_task(model, config: TrainConfig):
+    """The task ``config.task`` names (see :class:`TrainConfig`) for ``model``."""
+    import importlib
+
+    name = config.task or ("gan" if config.arch == "gan" else "colorization")
+    if name == "colorization":
+        return ColorizationTask(model, config.loss)
+    spec = TASKS.get(name, name)
+    if ":" not in spec:
+        raise ValueError(
+            f"unknown task {name!r}; use one of {', '.join(TASKS)} or 'module:factory'"
+        )
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)(model, config)
+
 
 def _build_model(arch: str, config: dict):
     from ..registry import build_model
@@ -161,14 +196,15 @@ def _as_dataset(data, config: TrainConfig, *, train: bool):
         from ..data import dataset_from_spec
 
         return dataset_from_spec(
-            str(data), patch_size=config.patch_size, seed=config.seed, flips=train
+            str(data), patch_size=config.patch_size, seed=config.seed, flips=train and config.flips
         )
     if isinstance(data, np.ndarray) or (
         isinstance(data, (list, tuple)) and data and isinstance(data[0], np.ndarray)
     ):
         from ..data import ArrayDataset
 
-        return ArrayDataset(data, patch_size=config.patch_size, seed=config.seed, flips=train)
+        flips = train and config.flips
+        return ArrayDataset(data, patch_size=config.patch_size, seed=config.seed, flips=flips)
     if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
         raise ValueError(
             f"training data must be a dataset spec such as 'punks:train', an RGB array "
@@ -264,7 +300,7 @@ class Trainer:
         self._val_data = val_data
         self.init_checkpoint = init_checkpoint
         self.resume_path = resume
-        self.task_factory = task_factory or (lambda model, cfg: ColorizationTask(model, cfg.loss))
+        self.task_factory = task_factory or make_task
         self._stop = False
         self.step = 0
         self.task = None
