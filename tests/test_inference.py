@@ -420,3 +420,14 @@ def test_module_level_colorize_caches_models(net, monkeypatch):
     assert loads == ["fake-model"]
     assert first.shape == second.shape == (12, 16, 3)
     inference.clear_model_cache()
+
+
+def test_gpu_style_composition_gives_the_same_colours():
+    # on a GPU each strip is composed in one piece, without the worker pool;
+    # exercise that path on the CPU
+    gray = _gray((50, 70))
+    reference = _colorizer(TinyNet(gain=20.0), chroma_size=20).colorize(gray)
+    colorizer = _colorizer(TinyNet(gain=20.0), chroma_size=20)
+    colorizer._composer.whole_strips = True
+    colorizer._composer.workers = inference._INLINE
+    np.testing.assert_array_equal(colorizer.colorize(gray), reference)

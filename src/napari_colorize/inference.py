@@ -166,12 +166,13 @@ def _bilinear_taps(n_out: int, n_in: int, torch, device):
     The same sampling as ``F.interpolate(mode="bilinear", align_corners=False)``,
     so the vertical half of the upsampling can be done a few rows at a time.
     """
-    pos = (torch.arange(n_out, dtype=torch.float64, device=device) + 0.5) * (n_in / n_out) - 0.5
+    # float64 on the CPU (MPS has none), then moved
+    pos = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
     pos = pos.clamp_(min=0.0)
     i0 = pos.floor().long().clamp_(max=n_in - 1)
     i1 = (i0 + 1).clamp_(max=n_in - 1)
     frac = (pos - i0).to(torch.float32)
-    return i0, i1, frac
+    return i0.to(device), i1.to(device), frac.to(device)
 
 
 def _single_threaded_torch():
@@ -194,7 +195,9 @@ class _Composer:
     def __init__(self, torch, device, workers: _Workers):
         self.torch = torch
         self.device = device
-        self.workers = workers if device.type == "cpu" else _INLINE
+        # on a GPU one strip is one block: the device parallelises it
+        self.whole_strips = device.type != "cpu"
+        self.workers = _INLINE if self.whole_strips else workers
         self.rgb_from_xyz = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
         lin = np.linspace(0.0, 1.0, _LUT_SIZE + 1)
         srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
@@ -228,7 +231,7 @@ class _Composer:
         """Write rows ``r0:r1`` of the result into ``target`` (a numpy array of those rows)."""
         torch = self.torch
         height, width = lightness.shape
-        gpu = self.device.type != "cpu"
+        gpu = self.whole_strips
         step = (r1 - r0) if gpu else max(1, _BLOCK_PIXELS // width)
         self._rows_taps(height, abw.shape[1])  # once, before the workers share them
 
@@ -278,7 +281,7 @@ class _Composer:
         hi = torch.maximum(torch.maximum(lin[0], lin[1]), lin[2])
         lo = torch.minimum(torch.minimum(lin[0], lin[1]), lin[2])
         # the common case, all in gamut, skips the move (a sync on a GPU, so only on the CPU)
-        if self.device.type != "cpu" or bool(hi.max() > 1.0) or bool(lo.min() < 0.0):
+        if self.whole_strips or bool(hi.max() > 1.0) or bool(lo.min() < 0.0):
             eps = 1e-12
             # >= 1 where that side is in gamut, since lo <= lum <= hi
             scale = torch.rsub(lum, 1.0).div_(hi.sub_(lum).clamp_(min=eps))
