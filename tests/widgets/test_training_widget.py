@@ -98,9 +98,11 @@ def test_trains_previews_registers_and_colorize_offers_the_model(
     events = _train(
         qtbot,
         widget,
-        on_event=lambda e: previews.append(widget.preview_layer.data.copy())
-        if isinstance(e, PreviewEvent)
-        else None,
+        on_event=lambda e: (
+            previews.append(widget.preview_layer.data.copy())
+            if isinstance(e, PreviewEvent)
+            else None
+        ),
     )
     assert errors == []
     steps = [e for e in events if isinstance(e, StepEvent)]
@@ -133,7 +135,7 @@ def test_trains_previews_registers_and_colorize_offers_the_model(
 
     from napari_colorize.registry import load_model
 
-    model, meta = load_model("tiny-trained")
+    _model, meta = load_model("tiny-trained")
     assert meta.arch == "alpha"
     assert "planes" in str(meta.data)
 
@@ -175,9 +177,7 @@ def test_stop_then_resume_continues_from_the_checkpoint(
     assert load_checkpoint(out).training_meta["step"] == result.step + 3
 
 
-def test_bad_data_gives_a_clear_message_and_starts_nothing(
-    make_napari_viewer, user_dirs, errors
-):
+def test_bad_data_gives_a_clear_message_and_starts_nothing(make_napari_viewer, user_dirs, errors):
     viewer = make_napari_viewer()
     stack = viewer.add_image(_stack(3, 32), name="stack", rgb=True)
     gray = viewer.add_image(np.zeros((24, 24), np.uint8), name="lonely gray")
