@@ -82,7 +82,7 @@ def run_viewer_demo(
     widget.image.value = gray
     widget.set_model(model)
     if device != "auto":
-        devices = [name for _label, name in widget.device.choices]
+        devices = list(widget.device.choices)
         if device not in devices:
             raise ValueError(f"device {device!r} is not available here; choose one of {devices}")
         widget.device.value = device
