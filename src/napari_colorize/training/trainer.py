@@ -163,14 +163,18 @@ class TrainConfig:
 TASKS = {
     "colorization": "napari_colorize.training.task:ColorizationTask",
     "gan": "napari_colorize.training.gan:GANTask",
+    "full": "napari_colorize.training.fusion:FusionTask",
+    "classification": "napari_colorize.training.classification:ClassificationTask",
 }
+#: The task of an architecture when :attr:`TrainConfig.task` is None (else "colorization").
+ARCH_TASKS = {"gan": "gan", "full": "full", "inception": "classification"}
 
 
 def make_task(model, config: TrainConfig):
     """The task ``config.task`` names (see :class:`TrainConfig`) for ``model``."""
     import importlib
 
-    name = config.task or ("gan" if config.arch == "gan" else "colorization")
+    name = config.task or ARCH_TASKS.get(config.arch, "colorization")
     if name == "colorization":
         return ColorizationTask(model, config.loss)
     spec = TASKS.get(name, name)
