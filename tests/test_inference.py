@@ -431,3 +431,10 @@ def test_gpu_style_composition_gives_the_same_colours():
     colorizer._composer.whole_strips = True
     colorizer._composer.workers = inference._INLINE
     np.testing.assert_array_equal(colorizer.colorize(gray), reference)
+
+
+def test_bad_plane_deep_in_a_stack_is_named(net):
+    stack = np.random.default_rng(0).random((12, 8, 8)).astype(np.float32) * 4
+    stack[4, 3, 3] = np.nan  # not among the planes sampled for the intensity range
+    with pytest.raises(ValueError, match=r"NaN \(in plane \(4,\)\)"):
+        _colorizer(net).colorize(stack)
