@@ -786,7 +786,7 @@ class Colorizer:
         finally:
             if isinstance(groups, _Prefetch):
                 groups.close()
-        if self._stop.is_set():
+        if state.planes_left:  # only a stop request ends the loop early
             self.stopped = True
             yield ColorizeProgress(state.done, state.total, None, "stopped")
         self._stop.clear()
