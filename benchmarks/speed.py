@@ -182,12 +182,14 @@ def _child_flops(case: dict) -> dict:
     repeats = 3 if case["quick"] else 7
     rows = []
     work = colorizer.chroma_size or 256
-    for batch, size, what in [
-        (1, work, "one image at the working size"),
-        (4, work, "a batch of 4 stack planes"),
-        (4, 512, "4 tiles of 512² (full-resolution chroma)"),
+    for batch, size, what, layout in [
+        (1, work, "one image at the working size", torch.channels_last),
+        (4, work, "a batch of 4 stack planes", torch.channels_last),
+        (4, work, "the same in NCHW (channels_last off)", torch.contiguous_format),
+        (4, 512, "4 tiles of 512² (full-resolution chroma)", torch.channels_last),
     ]:
-        x = torch.randn(batch, 1, size, size).contiguous(memory_format=torch.channels_last)
+        model.to(memory_format=layout)
+        x = torch.randn(batch, 1, size, size).contiguous(memory_format=layout)
         with torch.inference_mode():
             with FlopCounterMode(display=False) as counter:
                 model(x)
