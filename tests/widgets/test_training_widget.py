@@ -8,6 +8,16 @@ from napari_colorize.widgets import training as training_module
 PLUGIN = "napari-colorize"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: more threads only contend."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def user_dirs(monkeypatch, tmp_path):
     """Registered models and downloads go to a temporary folder; forgotten afterwards."""
@@ -59,10 +69,8 @@ def _configure(widget, layers, out, *, steps=6, name="tiny-trained"):
 
 
 def _wait_probe(qtbot, widget):
-    worker = widget._probe_worker
-    if worker is not None:
-        with qtbot.waitSignal(worker.finished, timeout=30_000):
-            pass
+    # a condition, not a signal: the worker may already have finished
+    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=60_000)
 
 
 def _train(qtbot, widget, *, resume=False, on_event=None, timeout=60_000):
@@ -123,7 +131,9 @@ def test_trains_previews_registers_and_colorize_offers_the_model(
     assert out.is_file()
 
     # the Colorize widget of the same viewer offers it at once and can use it
-    assert "tiny-trained" in [v for _label, v in colorize._model_choices()]
+    qtbot.waitUntil(
+        lambda: "tiny-trained" in [v for _label, v in colorize._model_choices()], timeout=30_000
+    )
     colorize.model.value = "tiny-trained"
     colorize.device.value = "cpu"
     colorize.image.value = gray
