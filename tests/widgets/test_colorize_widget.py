@@ -67,6 +67,34 @@ def test_stack_all_planes_and_current_plane_preview(colorize_widget, run_and_wai
     assert errors == []
 
 
+def test_dask_stack_preview_reads_only_the_plane_shown(colorize_widget, run_and_wait, errors):
+    da = pytest.importorskip("dask.array")
+    viewer, widget = colorize_widget
+    reads = []
+
+    def plane(block, block_info=None):
+        reads.append(block_info[None]["chunk-location"][0])
+        return np.full(block.shape, 40 * (1 + block_info[None]["chunk-location"][0]), np.uint8)
+
+    lazy = da.zeros((5, 16, 16), chunks=(1, 16, 16), dtype=np.uint8).map_blocks(
+        plane, dtype=np.uint8
+    )
+    layer = viewer.add_image(lazy, name="lazy", contrast_limits=(0, 255))
+    viewer.dims.set_current_step(0, 3)
+    widget.image.value = layer
+    widget.stack.value = colorize_module.CURRENT_PLANE
+    reads.clear()
+    run_and_wait(widget)
+    assert errors == []
+    assert set(reads) == {3}
+    out = viewer.layers["lazy colorized"].data
+    assert out.shape == (1, 16, 16, 3)
+    # an RGB layer works too, keeping its lightness
+    rgb = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    run_and_wait(widget, viewer.add_image(rgb, name="rgb", rgb=True))
+    assert viewer.layers["rgb colorized"].data.shape == (16, 16, 3)
+
+
 def test_multiscale_and_dask_layers(colorize_widget, run_and_wait, errors):
     da = pytest.importorskip("dask.array")
     viewer, widget = colorize_widget
@@ -114,6 +142,16 @@ def test_cancel_mid_run_leaves_no_output(colorize_widget, qtbot, monkeypatch, er
     assert widget.run_button.enabled
     assert not widget.cancel_button.enabled
     assert errors == []
+
+    # closing the viewer mid-run stops the run; nothing touches the closed viewer
+    gate.clear()
+    worker = widget.run(start=False)
+    with qtbot.waitSignal(worker.yielded, timeout=30_000):
+        worker.start()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        viewer.close()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+        gate.set()
 
 
 def test_bad_layers_notify_and_leave_the_widget_usable(colorize_widget, run_and_wait, errors):

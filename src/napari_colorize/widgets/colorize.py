@@ -10,6 +10,7 @@ list the devices and models) or when a run starts, never while napari starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,7 @@ class ColorizeWidget(Container):
         self.model.changed.connect(self._on_model_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
+        self.native.destroyed.connect(self._abandon_run)
         self.reset_choices()
         self._on_image_changed()
         if probe:
@@ -394,6 +396,26 @@ class ColorizeWidget(Container):
         if self._worker is not None:
             self._worker.quit()
             self.status.value = "cancelling..."
+
+    def _abandon_run(self, *_args) -> None:
+        """The widget is gone (dock closed, viewer closed): stop the run, touch nothing."""
+        worker, job = self._worker, self._job
+        if worker is None:
+            return
+        for signal, slot in (
+            (worker.yielded, self._on_progress),
+            (worker.returned, self._on_returned),
+            (worker.aborted, self._on_aborted),
+            (worker.finished, self._on_finished),
+        ):
+            with contextlib.suppress(TypeError, RuntimeError):  # already disconnected
+                signal.disconnect(slot)
+        if job is not None:
+            job.request_stop()
+        worker.quit()
+        if self._progress is not None:
+            self._progress.close()
+        self._worker = self._job = self._progress = None
 
     def _on_progress(self, event) -> None:
         job, bar = self._job, self._progress
