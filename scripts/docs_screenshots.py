@@ -1,0 +1,116 @@
+"""Take the screenshots of the napari widgets used in the docs (docs/images/*.png).
+
+Run under a display, or headless with Xvfb:
+
+    xvfb-run -a .venv/bin/python scripts/docs_screenshots.py [--model NAME_OR_PATH]
+
+Each screenshot is the whole napari window with the widget docked and in use,
+scaled down to at most 960 pixels wide. Look at them before committing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
+WINDOW = (1280, 760)
+MAX_WIDTH = 960
+
+
+def _save(viewer, name: str) -> Path:
+    from PIL import Image
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(20):  # let napari draw the final state
+        QApplication.processEvents()
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    image = Image.fromarray(np.asarray(shot)[..., :3])
+    if image.width > MAX_WIDTH:
+        height = round(image.height * MAX_WIDTH / image.width)
+        image = image.resize((MAX_WIDTH, height), Image.LANCZOS)
+    path = OUT / name
+    OUT.mkdir(parents=True, exist_ok=True)
+    image.save(path, optimize=True)
+    print(f"wrote {path} {image.size}")
+    return path
+
+
+def _wait(worker) -> None:
+    from qtpy.QtCore import QEventLoop
+
+    loop = QEventLoop()
+    worker.finished.connect(loop.quit)
+    worker.start()
+    loop.exec()
+
+
+def _viewer():
+    import napari
+
+    viewer = napari.Viewer(title="napari-colorize")
+    viewer.window.resize(*WINDOW)
+    return viewer
+
+
+def colorize_screenshot(model: str) -> Path:
+    """The Colorize widget on grayscale CryptoPunks: gray | colorized | truth."""
+    from napari_colorize.demo import load_demo_sample
+    from napari_colorize.widgets.demo import _arrange
+
+    sample = load_demo_sample()
+    viewer = _viewer()
+    gray = viewer.add_image(sample.gray, name=sample.name)
+    truth = viewer.add_image(sample.truth, name=f"{sample.name} truth", rgb=True)
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
+    widget.refresh_choices(block=True)
+    widget.image.value = gray
+    widget.set_model(model)
+    widget.add_lab.value = True
+    _wait(widget.run(start=False))
+    colorized = viewer.layers[f"{sample.name} colorized"]
+    _arrange(viewer, gray, colorized, truth)
+    viewer.dims.set_current_step(0, 6)
+    viewer.layers.selection.active = colorized
+    path = _save(viewer, "colorize_widget.png")
+    viewer.close()
+    return path
+
+
+def lab_screenshot() -> Path:
+    """The Lab channels widget on the astronaut: RGB | L | a | b."""
+    from napari_colorize.sample_data import gray_photo
+
+    (_gray, _kw, _), (rgb, _tkw, _) = gray_photo()
+    viewer = _viewer()
+    photo = viewer.add_image(rgb, name="astronaut", rgb=True)
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Lab channels")
+    widget.rgb_layer.value = photo
+    channels = widget.split()
+    order = [photo, *channels]
+    for target, layer in enumerate(order):
+        viewer.layers.move(viewer.layers.index(layer), target)
+    viewer.grid.enabled = True
+    viewer.grid.shape = (2, 2)
+    viewer.reset_view()
+    viewer.layers.selection.active = channels[1]
+    path = _save(viewer, "lab_channels.png")
+    viewer.close()
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="beta-punks", help="model for the Colorize shot")
+    parser.add_argument("--only", choices=["colorize", "lab"], default=None)
+    args = parser.parse_args()
+    if args.only in (None, "lab"):
+        lab_screenshot()
+    if args.only in (None, "colorize"):
+        colorize_screenshot(args.model)
+
+
+if __name__ == "__main__":
+    main()
