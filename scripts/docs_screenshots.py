@@ -33,6 +33,8 @@ def _save(viewer, name: str) -> Path:
         image = image.resize((MAX_WIDTH, height), Image.LANCZOS)
     path = OUT / name
     OUT.mkdir(parents=True, exist_ok=True)
+    # a 256-colour palette keeps the files small; the UI and the samples survive it
+    image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     image.save(path, optimize=True)
     print(f"wrote {path} {image.size}")
     return path
