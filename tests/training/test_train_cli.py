@@ -19,7 +19,7 @@ def tiny_png(tmp_path):
 
 def test_presets_are_listed():
     names = [p["name"] for p in list_presets()]
-    assert names == ["alpha", "beta-original", "beta-punks"]
+    assert names[:3] == ["alpha", "beta-original", "beta-punks"]
     with pytest.raises(ValueError, match="unknown preset 'gamma'; choose one of alpha"):
         get_preset("gamma")
 
