@@ -134,3 +134,15 @@ def test_unknown_model_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no-such-model" in err
     assert "Traceback" not in err
+
+
+def test_compressed_tif_stack_is_read_lazily(model_file, tmp_path):
+    from napari_colorize.files import read_image
+
+    stack = _gray((3, 16, 24), np.uint16)
+    tifffile.imwrite(tmp_path / "z.tif", stack, compression="zlib")
+    lazy = read_image(tmp_path / "z.tif")
+    assert not isinstance(lazy, np.ndarray)  # a zarr view of the file, read plane by plane
+    np.testing.assert_array_equal(np.asarray(lazy[1]), stack[1])
+    assert _run(model_file, tmp_path / "z.tif", "-o", tmp_path / "out") == 0
+    assert tifffile.imread(tmp_path / "out" / "z.tif").shape == (3, 16, 24, 3)
