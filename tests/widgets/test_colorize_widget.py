@@ -17,7 +17,7 @@ def errors(monkeypatch):
 
 
 def test_colorizes_2d_layer_with_its_geometry_and_replaces_on_rerun(
-    colorize_widget, run_and_wait, errors
+    colorize_widget, run_and_wait, errors, monkeypatch, tiny_checkpoint
 ):
     viewer, widget = colorize_widget
     gray = np.linspace(0, 255, 24 * 20).reshape(24, 20).astype(np.uint8)
@@ -45,6 +45,18 @@ def test_colorizes_2d_layer_with_its_geometry_and_replaces_on_rerun(
     assert viewer.layers["scan colorized"] is out
     assert not widget.busy
     assert widget.run_button.enabled
+
+    # "Browse checkpoint..." adds the chosen file; a cancelled dialog keeps the choice
+    from qtpy.QtWidgets import QFileDialog
+
+    chosen = str(tiny_checkpoint.with_name("other.safetensors"))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (chosen, ""))
+    widget.model.value = colorize_module.BROWSE
+    assert widget.model.value == chosen
+    assert widget.model.current_choice == "other.safetensors"  # the file name, not the path
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
+    widget.model.value = colorize_module.BROWSE  # dialog cancelled
+    assert widget.model.value == chosen
 
 
 def test_stack_all_planes_and_current_plane_preview(colorize_widget, run_and_wait, errors):
