@@ -200,3 +200,15 @@ def test_fine_tuning_starts_from_given_weights(tmp_path, rgb):
     assert tuned.config.model_config["widths"] == [4, 8]  # taken from the checkpoint
     a = first.model.state_dict()["head.0.weight"]
     assert torch.allclose(a, tuned.model.state_dict()["head.0.weight"], atol=1e-6)
+
+
+def test_export_command_halves_the_file(tmp_path, rgb, capsys):
+    from napari_colorize.training.export import main as export_main
+
+    src = tmp_path / "run.safetensors"
+    Trainer(tiny_config(src, max_steps=1), rgb).fit()
+    dst = tmp_path / "bundled.safetensors"
+    assert export_main([str(src), str(dst), "--half", "--data", "noise"]) == 0
+    assert '"metrics": {}' in capsys.readouterr().out
+    assert load_checkpoint(dst).meta.data == "noise"
+    assert dst.stat().st_size < src.stat().st_size
