@@ -56,6 +56,8 @@ WORKING_SIZES = [
     *((f"{n} px", n) for n in (128, 256, 512, 1024, 2048)),
     ("full resolution", 0),
 ]
+#: Registered architectures that are not colorizers (classifiers used by them).
+_NOT_COLORIZERS = ("inception",)
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
 
 
@@ -116,7 +118,11 @@ def _probe_choices():
     try:
         from ..registry import list_models
 
-        models = [m["name"] for m in list_models() if m.get("available", True)]
+        models = [
+            m["name"]
+            for m in list_models()
+            if m.get("available", True) and m.get("arch") not in _NOT_COLORIZERS
+        ]
     except Exception:  # a broken registry still leaves the default and Browse...
         logger.warning("could not list the models", exc_info=True)
         models = []
@@ -289,9 +295,7 @@ class ColorizeWidget(Container):
 
     def _on_image_changed(self, _value=None) -> None:
         layer = self.image.value
-        n_spatial = 2
-        is_stack = layer is not None and layer.ndim > n_spatial
-        self.stack.enabled = is_stack
+        self.stack.enabled = layer is not None and layer.ndim > 2
         self.full_resolution.enabled = layer is not None and bool(layer.multiscale)
 
     # --------------------------------------------------------------- runs
