@@ -297,6 +297,10 @@ class PretrainedModel:
         path (path).
     url, sha256, size : optional
         Download location, its sha256 (hex) and size in bytes (url).
+    sha256_prefix : str, optional
+        For published files whose full sha256 is not known, only the leading hex
+        digits (as torchvision names its files, ``name-<prefix>.pth``): the file is
+        downloaded to a temporary name and kept only if its sha256 starts so.
     convert : str or callable, optional
         ``"module:function"`` turning a foreign state dict (``.pth``) into this
         package's layout: ``convert(state_dict) -> state_dict``. Applied once;
@@ -317,6 +321,7 @@ class PretrainedModel:
     url: str | None = None
     sha256: str | None = None
     size: int | None = None
+    sha256_prefix: str | None = None
     convert: str | Callable | None = None
     config: dict = field(default_factory=dict)
     data: Any = None
@@ -352,6 +357,16 @@ _DOWNLOADS = [
         size=136_787_426, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
         extra={"hints": True},
     ),
+    PretrainedModel(
+        "inception-imagenet", "inception",
+        "Inception v3 ImageNet classifier (torchvision's weights), 1000 classes, for gray photos",
+        source="url", filename="inception_v3_google-0cc3c7bd.pth",
+        url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+        sha256_prefix="0cc3c7bd",
+        convert=f"{_M}.inception:convert_torchvision_state_dict",
+        config={"transform_input": True, "grayscale": True, "input_size": 299},
+        data="ImageNet (torchvision's published weights)", extra={"class_names": "imagenet"},
+    ),
 ]  # fmt: skip
 
 _PRETRAINED: dict[str, PretrainedModel] = {
@@ -369,7 +384,7 @@ def register_pretrained(entry: PretrainedModel, *, replace: bool = False) -> Non
     """Add a named model with a bundled or URL source (for plugins and tests)."""
     if entry.source not in ("bundled", "url", "path"):
         raise ValueError(f"source must be 'bundled', 'url' or 'path', not {entry.source!r}")
-    if entry.source == "url" and not (entry.url and entry.sha256):
+    if entry.source == "url" and not (entry.url and (entry.sha256 or entry.sha256_prefix)):
         raise ValueError(f"model {entry.name!r} has source 'url' but no url and sha256")
     if entry.name in _PRETRAINED and not replace:
         raise ValueError(f"a model named {entry.name!r} is already registered")
@@ -663,9 +678,10 @@ class _Progress:
 
 
 def _offline_advice(entry: PretrainedModel, target: Path) -> str:
+    digest = entry.sha256 or f"starting with {entry.sha256_prefix}"
     return (
         f"If this computer is offline, fetch {entry.url} on another one "
-        f"(sha256 {entry.sha256}), then either copy it to {str(target)!r} or load it by "
+        f"(sha256 {digest}), then either copy it to {str(target)!r} or load it by "
         f"path: `napari-colorize colorize --model PATH ...` / "
         f"napari_colorize.registry.load_model(PATH)"
     )
@@ -674,6 +690,9 @@ def _offline_advice(entry: PretrainedModel, target: Path) -> str:
 def _download(entry: PretrainedModel, progress, progressbar: bool) -> Path:
     import pooch
     import requests
+
+    if entry.sha256 is None and entry.sha256_prefix:
+        return _download_prefix(entry, progress, progressbar)
 
     folder = cache_dir()
     target = folder / entry.filename
@@ -710,6 +729,54 @@ def _download(entry: PretrainedModel, progress, progressbar: bool) -> Path:
     return Path(got)
 
 
+def _download_prefix(entry: PretrainedModel, progress, progressbar: bool) -> Path:
+    """Download a file known only by a prefix of its sha256 (see ``PretrainedModel``)."""
+    import pooch
+    import requests
+
+    prefix = entry.sha256_prefix.lower()
+    folder = cache_dir()
+    target = folder / entry.filename
+    if target.is_file():
+        if pooch.file_hash(str(target)).startswith(prefix):
+            return target
+        target.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{entry.filename}.{os.getpid()}.part"
+    bar = _Progress(progress, progressbar) if (progress is not None or progressbar) else False
+    try:
+        if entry.url.startswith(("http://", "https://")):
+            downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60)
+        else:
+            downloader = pooch.choose_downloader(entry.url)
+        downloader(entry.url, str(part), None)
+        digest = pooch.file_hash(str(part))
+        if not digest.startswith(prefix):
+            raise DownloadError(
+                f"the download of model {entry.name!r} from {entry.url} has sha256 {digest}, "
+                f"which does not start with the published {entry.sha256_prefix}; it was "
+                "refused and nothing was kept. " + _offline_advice(entry, target)
+            )
+        os.replace(part, target)
+    except (requests.RequestException, OSError, ValueError) as exc:
+        raise DownloadError(
+            f"could not download the weights of model {entry.name!r} from {entry.url} "
+            f"({type(exc).__name__}: {exc}). " + _offline_advice(entry, target)
+        ) from exc
+    finally:
+        if bar:
+            bar.close()
+        with contextlib.suppress(OSError):
+            part.unlink()
+    return target
+
+
+def _sha256(path: Path) -> str:
+    import pooch
+
+    return pooch.file_hash(str(path))
+
+
 def _remove_if_bad(path: Path, sha256: str) -> None:
     import pooch
 
@@ -737,7 +804,11 @@ def _convert_download(entry: PretrainedModel, raw: Path) -> Path:
         extra={
             **entry.extra,
             "description": entry.description,
-            "source": {"url": entry.url, "sha256": entry.sha256, "file": entry.filename},
+            "source": {
+                "url": entry.url,
+                "sha256": entry.sha256 or _sha256(raw),
+                "file": entry.filename,
+            },
         },
     )
     return out
@@ -798,7 +869,9 @@ def resolve_weights(name: str, *, progress=None, progressbar: bool = True) -> Pa
 
 def _published_entry_for(path: Path) -> PretrainedModel | None:
     """The URL entry a foreign file is a copy of (by name, else by size and sha256)."""
-    downloads = [e for e in _entries().values() if e.source == "url" and e.sha256]
+    downloads = [
+        e for e in _entries().values() if e.source == "url" and (e.sha256 or e.sha256_prefix)
+    ]
     for entry in downloads:
         if path.name == entry.filename:
             return entry

@@ -141,6 +141,18 @@ def _beta_punks_config():
     )  # fmt: skip
 
 
+def _lazy(spec: str) -> Callable:
+    """``"module:function"`` of this package, imported when called."""
+
+    def call(*args, **kwargs):
+        import importlib
+
+        module, _, attr = spec.partition(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attr)(*args, **kwargs)
+
+    return call
+
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -150,6 +162,11 @@ PRESETS: dict[str, Preset] = {
                _beta_original_config, _punks_data, PUNKS_TRAIN),
         Preset("beta-punks", "our U-Net beta on punks (the bundled beta-punks model)",
                _beta_punks_config, _punks_data, PUNKS_TRAIN),
+        Preset("inception-punks", "Inception v3 classifier of the punk labels from gray",
+               _lazy("classification:inception_punks_config"),
+               _lazy("classification:punks_labels_data"), PUNKS_TRAIN),
+        Preset("full-punks", "beta-punks with the inception-punks class embedding (full)",
+               _lazy("fusion:full_punks_config"), _punks_data, PUNKS_TRAIN),
     )
 }  # fmt: skip
 

@@ -1,0 +1,154 @@
+"""Training the ``full`` colorizer (:mod:`napari_colorize.models.fusion`): task and preset.
+
+:class:`FusionTask` is a :class:`~.task.ColorizationTask` that
+
+- gives a newly built model's classifier the weights of
+  ``model.config.classifier_source`` (the bundled ``inception-punks`` by default)
+  before the first step; a model loaded from a checkpoint keeps its own;
+- trains only the colorizer's parameters (the classifier's have
+  ``requires_grad=False`` and stay in eval mode, see the model);
+- computes the frozen classifier's class vector of each distinct training input
+  once and reuses it (``cache_embeddings``): the punks come in two versions
+  each (flipped or not), so after the first epochs the classifier no longer runs.
+  Inputs are recognised by a hash of their bytes, so any data set works.
+
+The ``full-punks`` preset is ``beta-punks`` (same data, split, schedule, loss
+and length) with the ``full`` architecture, so the two compare fairly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from .task import ColorizationTask
+
+__all__ = ["TASK", "FusionTask", "full_punks_config", "load_classifier_weights"]
+
+#: The ``TrainConfig.task`` string of :class:`FusionTask`.
+TASK = "napari_colorize.training.fusion:FusionTask"
+_OPTIONS = {"cache_embeddings", "cache_size"}
+
+
+def load_classifier_weights(model, source) -> None:
+    """Copy the weights of classifier ``source`` (a registered name or a file) into ``model``.
+
+    Raises
+    ------
+    ValueError
+        ``source`` is not an ``inception`` model, or its config differs from
+        ``model.config.classifier`` (the message names the fields and the fix).
+    """
+    from ..checkpoint import load_checkpoint
+    from ..models.inception import InceptionConfig
+
+    path = Path(str(source)).expanduser()
+    if not path.is_file():
+        from ..registry import resolve_weights
+
+        path = resolve_weights(str(source))
+    ckpt = load_checkpoint(path)
+    if ckpt.meta.arch != "inception":
+        raise ValueError(
+            f"the classifier source {source!r} is a {ckpt.meta.arch!r} model; the full model "
+            "needs an 'inception' classifier such as inception-punks"
+        )
+    theirs = InceptionConfig(**ckpt.meta.config).to_dict()
+    ours = model.classifier.config.to_dict()
+    differ = sorted(k for k in ours if k != "dropout" and ours[k] != theirs.get(k))
+    if differ:
+        raise ValueError(
+            f"the classifier {source!r} was built with "
+            f"{ {k: theirs.get(k) for k in differ} } but this full model's classifier has "
+            f"{ {k: ours[k] for k in differ} }; set model_config['classifier'] to the "
+            "source's config (napari_colorize.checkpoint.read_metadata(path).config)"
+        )
+    model.load_classifier_state(ckpt.model_state)
+
+
+class FusionTask(ColorizationTask):
+    """Train a :class:`~napari_colorize.models.fusion.FusionColorizer` on ``(l, ab)`` batches.
+
+    Parameters
+    ----------
+    model : FusionColorizer
+    config : TrainConfig
+        ``loss`` as for the colorizers; ``task_config`` may set
+        ``cache_embeddings`` (default True) and ``cache_size`` (most cached
+        inputs, default 200,000; the oldest are dropped first).
+    """
+
+    def __init__(self, model, config=None):
+        super().__init__(model, getattr(config, "loss", "l1"))
+        options = dict(getattr(config, "task_config", None) or {})
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown task_config option(s) {unknown} for the full model; "
+                f"use {', '.join(sorted(_OPTIONS))}"
+            )
+        self.cache_embeddings = bool(options.get("cache_embeddings", True))
+        self.cache_size = int(options.get("cache_size", 200_000))
+        self._cache: OrderedDict[bytes, torch.Tensor] = OrderedDict()
+        self.hits = self.misses = 0
+        if not int(model.classifier_ready):
+            source = model.config.classifier_source
+            if not source:
+                raise ValueError(
+                    "the full model's classifier has no trained weights and "
+                    "model_config['classifier_source'] is empty; name a trained classifier "
+                    "(e.g. 'inception-punks') or start from a full model checkpoint"
+                )
+            load_classifier_weights(model, source)
+
+    def embeddings(self, l_net: torch.Tensor) -> torch.Tensor:
+        """The frozen classifier's class vectors of ``l_net`` (N,1,H,W), cached by content."""
+        model = self.model
+        if not (self.cache_embeddings and model.config.freeze_classifier):
+            return model.embed(l_net)
+        rows = l_net.detach().to("cpu", torch.float32).contiguous().numpy()
+        keys = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+        missing = [i for i, k in enumerate(keys) if k not in self._cache]
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        if missing:
+            fresh = model.embed(l_net[missing]).float().cpu()
+            for i, e in zip(missing, fresh):
+                self._cache[keys[i]] = e
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return torch.stack([self._cache[k] for k in keys]).to(l_net.device)
+
+    def training_step(self, batch, ctx) -> dict[str, torch.Tensor]:
+        """One optimizer step on ``batch = (l, ab)`` with cached class vectors."""
+        l_net, ab, *_ = batch
+        embedding = self.embeddings(l_net)
+        with ctx.autocast():
+            pred = self.model(l_net, embedding=embedding)
+        loss = self.loss_fn(pred.float(), ab)
+        ctx.step(loss, "model")
+        return {"loss": loss.detach()}
+
+    @torch.no_grad()
+    def validation_step(self, batch) -> dict[str, float]:
+        """As the colorization task's, with cached class vectors."""
+        from ..color import net_to_ab
+
+        l_net, ab, *_ = batch
+        pred = self.model(l_net, embedding=self.embeddings(l_net)).float()
+        delta_e = torch.sqrt(((net_to_ab(pred) - net_to_ab(ab)) ** 2).sum(1)).mean()
+        return {"loss": float(self.loss_fn(pred, ab)), "delta_e": float(delta_e)}
+
+
+def full_punks_config():
+    """The ``full-punks`` preset's config: ``beta-punks``'s with the ``full`` architecture."""
+    from .presets import get_preset
+
+    base = get_preset("beta-punks").config()
+    return dataclasses.replace(
+        base, arch="full", model_config={}, task=TASK, out="runs/full-punks.safetensors"
+    )
