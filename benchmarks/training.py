@@ -142,9 +142,8 @@ train with `--threads 1` (CLI) or `torch.set_num_threads(1)`.
 {chr(10).join(rows)}
 {gpu_note}
 Data-parallel training (`torchrun`, DDP) divides the global batch over the
-processes; on GPUs the throughput scales with their number until the data
-loading (`--num-workers`) is the limit. On this 2-core machine two CPU processes
-only share the same cores, so no DDP row is given.
+processes; it was not measured here: on this 2-core machine two CPU processes
+would only share the same cores.
 """
     print(text)
     if getattr(args, "write", True):
