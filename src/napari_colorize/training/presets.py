@@ -123,7 +123,7 @@ def _beta_original_config():
     from .trainer import TrainConfig
 
     return TrainConfig(
-        arch="beta", model_config=beta_original_config().to_dict(), epochs=10, batch_size=32,
+        arch="beta", model_config=beta_original_config().to_dict(), epochs=40, batch_size=32,
         lr=1e-3, optimizer="rmsprop", scheduler="constant", loss="mse", chroma_size=24,
         checkpoint_every=500, preview_every=500, val_every=0,
         out="runs/beta-original.safetensors",
