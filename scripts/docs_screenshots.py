@@ -21,12 +21,16 @@ MAX_WIDTH = 960
 
 
 def _save(viewer, name: str) -> Path:
-    from PIL import Image
     from qtpy.QtWidgets import QApplication
 
     for _ in range(20):  # let napari draw the final state
         QApplication.processEvents()
-    shot = viewer.screenshot(canvas_only=False, flash=False)
+    return _shrink(viewer.screenshot(canvas_only=False, flash=False), name)
+
+
+def _shrink(shot, name: str) -> Path:
+    from PIL import Image
+
     image = Image.fromarray(np.asarray(shot)[..., :3])
     if image.width > MAX_WIDTH:
         height = round(image.height * MAX_WIDTH / image.width)
@@ -70,7 +74,6 @@ def colorize_screenshot(model: str) -> Path:
     widget.refresh_choices(block=True)
     widget.image.value = gray
     widget.set_model(model)
-    widget.add_lab.value = True
     _wait(widget.run(start=False))
     colorized = viewer.layers[f"{sample.name} colorized"]
     _arrange(viewer, gray, colorized, truth)
@@ -103,15 +106,32 @@ def lab_screenshot() -> Path:
     return path
 
 
+def demo_screenshot(model: str) -> Path:
+    """What ``napari-colorize demo --screenshot`` shows."""
+    import tempfile
+
+    import imageio.v3 as iio
+
+    from napari_colorize.widgets.demo import run_viewer_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shot = Path(tmp) / "demo.png"
+        if run_viewer_demo(model=model, screenshot=shot) != 0:
+            raise SystemExit("the demo did not colorize the sample")
+        return _shrink(iio.imread(shot), "demo.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="beta-punks", help="model for the Colorize shot")
-    parser.add_argument("--only", choices=["colorize", "lab"], default=None)
+    parser.add_argument("--only", choices=["colorize", "lab", "demo"], default=None)
     args = parser.parse_args()
     if args.only in (None, "lab"):
         lab_screenshot()
     if args.only in (None, "colorize"):
         colorize_screenshot(args.model)
+    if args.only in (None, "demo"):
+        demo_screenshot(args.model)
 
 
 if __name__ == "__main__":
