@@ -164,8 +164,11 @@ class UNetConfig:
 
 
 def punks_config(**overrides) -> UNetConfig:
-    """The generator of the bundled ``gan-punks`` (24x24 pixel art; ~1.9 M parameters)."""
-    return UNetConfig(**{"widths": (64, 128, 256), "stem": 32, "attention": (0,), **overrides})
+    """The generator of the bundled ``gan-punks`` (24x24 pixel art; 0.48 M parameters).
+
+    Levels at 12, 6 and 3 pixels, self-attention over the 144 positions of the first.
+    """
+    return UNetConfig(**{"widths": (32, 64, 128), "stem": 16, "attention": (0,), **overrides})
 
 
 def photo_config(**overrides) -> UNetConfig:
