@@ -194,3 +194,35 @@ def test_schedule_end_to_end_with_exact_resume_across_a_phase_boundary(tmp_path)
     assert meta.arch == "gan"
     assert isinstance(model, UNetColorizer)
     assert not any(k.startswith("discriminator") for k in model.state_dict())
+
+
+def test_perceptual_loss_needs_a_colour_classifier():
+    from napari_colorize.models.inception import InceptionConfig, InceptionV3
+    from napari_colorize.training.gan import ClassifierFeatureLoss
+
+    gray = InceptionV3(InceptionConfig(width=0.125, grayscale=True, num_classes=3))
+    with pytest.raises(ValueError, match="cannot see colour"):
+        ClassifierFeatureLoss(gray)
+    loss = ClassifierFeatureLoss(InceptionV3(InceptionConfig(width=0.125, num_classes=3)))
+    l_net = torch.rand(2, 1, 8, 8) * 2 - 1
+    ab = (torch.rand(2, 2, 8, 8) - 0.5) * 0.5
+    assert loss(l_net, ab, ab).item() == 0.0
+    pred = (ab + 0.2).requires_grad_(True)
+    value = loss(l_net, pred, ab)
+    assert value.item() > 0
+    value.backward()
+    assert pred.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in loss.classifier.parameters())
+
+
+def test_gan_punks_preset_is_consistent():
+    from napari_colorize.registry import build_model
+    from napari_colorize.training.gan import GAN_PUNKS_STEPS, gan_punks_config
+
+    config = gan_punks_config()
+    gan = GANConfig.from_dict(config.task_config)
+    assert config.max_steps == sum(GAN_PUNKS_STEPS.values())
+    assert gan.pretrain_g_steps + gan.pretrain_d_steps < config.max_steps
+    model = build_model(config.arch, config.model_config)
+    assert isinstance(model, UNetColorizer)
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000  # a few MB bundled
