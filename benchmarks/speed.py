@@ -130,7 +130,7 @@ def _child_case(case: dict) -> dict:
     timer = _NetTimer(colorizer.model)
     kind, shape = case["kind"], tuple(case["shape"])
     # warm up at the same working size and batch (oneDNN picks its kernels on first use)
-    warm_shape = (min(4, shape[0]), 256, 256) if kind != "image" else (256, 256)
+    warm_shape = (min(colorizer.batch_size, shape[0]), 256, 256) if kind != "image" else (256, 256)
     colorizer.colorize(synthetic(warm_shape, case["dtype"], seed=1))
     timer.seconds = 0.0
     out = None
@@ -182,10 +182,11 @@ def _child_flops(case: dict) -> dict:
     repeats = 3 if case["quick"] else 7
     rows = []
     work = colorizer.chroma_size or 256
+    batch = colorizer.batch_size
     for batch, size, what, layout in [
         (1, work, "one image at the working size", torch.channels_last),
-        (4, work, "a batch of 4 stack planes", torch.channels_last),
-        (4, work, "the same in NCHW (channels_last off)", torch.contiguous_format),
+        (batch, work, f"a batch of {batch} stack planes", torch.channels_last),
+        (batch, work, "the same in NCHW (channels_last off)", torch.contiguous_format),
         (4, 512, "4 tiles of 512² (full-resolution chroma)", torch.channels_last),
     ]:
         model.to(memory_format=layout)

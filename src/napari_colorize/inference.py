@@ -534,7 +534,7 @@ class Colorizer:
         checkpoint, else 256. ``None`` or 0: predict at full resolution.
         Images smaller than this are never enlarged.
     batch_size : int, optional
-        Network inputs (tiles or planes) per forward pass; default 4 on the
+        Network inputs (tiles or planes) per forward pass; default 8 on the
         CPU, 16 on a GPU.
     hints : array or mapping of str to array, optional
         Colour hints for a hint-aware model, in the package's hint format (see
@@ -615,7 +615,7 @@ class Colorizer:
             raise ValueError(f"overlap must be an integer >= 0, got {overlap!r}")
         self.overlap = int(overlap)
         self.batch_size = _check_positive(
-            "batch_size", batch_size if batch_size is not None else (16 if gpu else 4)
+            "batch_size", batch_size if batch_size is not None else (16 if gpu else 8)
         )
         if hints is not None and not isinstance(hints, Mapping):
             hints = {"hints": hints}
