@@ -182,11 +182,11 @@ def _child_flops(case: dict) -> dict:
     repeats = 3 if case["quick"] else 7
     rows = []
     work = colorizer.chroma_size or 256
-    batch = colorizer.batch_size
+    planes = colorizer.batch_size
     for batch, size, what, layout in [
         (1, work, "one image at the working size", torch.channels_last),
-        (batch, work, f"a batch of {batch} stack planes", torch.channels_last),
-        (batch, work, "the same in NCHW (channels_last off)", torch.contiguous_format),
+        (planes, work, f"a batch of {planes} stack planes", torch.channels_last),
+        (planes, work, "the same in NCHW (channels_last off)", torch.contiguous_format),
         (4, 512, "4 tiles of 512² (full-resolution chroma)", torch.channels_last),
     ]:
         model.to(memory_format=layout)
