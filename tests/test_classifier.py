@@ -111,6 +111,9 @@ def test_head_losses_softmax_and_sigmoid():
     right = torch.tensor([[-9, -9, 9, -9, -9, 9, -9, 9.0]])
     wrong = -right
     good, bad = head_losses(right, targets, heads), head_losses(wrong, targets, heads)
+    summed = head_losses(wrong, targets, heads, sigmoid_reduction="sum")
+    assert summed["accessories"] == pytest.approx(3 * bad["accessories"])
+    assert summed["type"] == pytest.approx(bad["type"])
     assert set(good) == {"type", "accessories"}
     assert good["type"] < 1e-3
     assert good["accessories"] < 1e-3
@@ -134,6 +137,8 @@ def test_task_step_and_validation_on_tiny_inputs():
     assert 0 <= val["acc_type"] <= 1
     with pytest.raises(ValueError, match="unknown task_config"):
         ClassificationTask(model, TrainConfig(task_config={"nope": 1}))
+    with pytest.raises(ValueError, match="sigmoid_reduction"):
+        ClassificationTask(model, TrainConfig(task_config={"sigmoid_reduction": "max"}))
 
 
 def test_short_training_run_then_scores(tmp_path):

@@ -50,14 +50,14 @@ __all__ = [
 
 EMBEDDINGS = ("probabilities", "logits")
 
-#: The bundled ``inception-punks`` classifier: gray L in, 24x24 punks enlarged to 75x75,
+#: The bundled ``inception-punks`` classifier: gray L in, 24x24 punks enlarged to 99x99,
 #: a quarter of Inception v3's channels, the five punk types (softmax) then 87 accessories.
 PUNKS_CLASSIFIER = {
     "in_channels": 1,
     "grayscale": True,
     "width": 0.25,
     "dropout": 0.2,
-    "min_input_size": 75,
+    "min_input_size": 99,
     "heads": [["type", "softmax", 5], ["accessories", "sigmoid", 87]],
 }
 
