@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvNormAct, build_sequential, crop_to, pad_to_multiple
+from .zhang import HINT_CHANNELS, check_hints
 
 __all__ = [
     "BETA_ORIGINAL_DECODER",
@@ -58,7 +59,9 @@ class BetaConfig:
         Our U-Net, or a plain stack of ``encoder_layers`` + ``decoder_layers``.
     in_channels : int
         1 for L only. More channels are extra conditioning inputs concatenated to
-        L, e.g. 4 = L + ab hints (2) + hint mask (1); missing hints are zeros.
+        L. 4 = L + user colour hints in the package's hint format (ab hints (2) +
+        hint mask (1), see :mod:`.zhang`): the model then ``accepts_hints``;
+        missing hints are zeros.
     widths : tuple of int
         U-Net channels per scale; scale ``i`` has ``1 / 2**i`` of the resolution.
     convs_per_stage : int
@@ -183,11 +186,19 @@ class BetaColorizer(nn.Module):
 
     # -- the pieces a fusion model reuses -------------------------------------------
 
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether ``hints`` are user colour hints in the package's format (``in_channels=4``)."""
+        return self.config.in_channels == 1 + HINT_CHANNELS
+
     def prepare_input(self, l_net, hints=None):
         """Concatenate hints to ``l`` and pad; returns ``(x, (H, W))`` for :meth:`encode`."""
         if l_net.ndim != 4 or l_net.shape[1] != 1:
             raise ValueError(f"expected L as (N, 1, H, W), got shape {tuple(l_net.shape)}")
         extra = self.config.in_channels - 1
+        if self.accepts_hints:
+            # the hint format: validated, ab zeroed where there is no hint
+            hints = check_hints(hints, l_net)
         if hints is None and extra:
             hints = l_net.new_zeros(l_net.shape[0], extra, *l_net.shape[-2:])
         if hints is not None:

@@ -176,6 +176,11 @@ class FusionColorizer(nn.Module):
     def downsampling(self) -> int:
         return self.colorizer.downsampling
 
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether the encoder takes user colour hints (``beta.in_channels=4``)."""
+        return self.colorizer.accepts_hints
+
     def train(self, mode: bool = True):
         """As ``nn.Module.train``, but a frozen classifier stays in eval mode (BN stats fixed)."""
         super().train(mode)

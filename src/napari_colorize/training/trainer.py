@@ -448,7 +448,8 @@ class Trainer:
         step = self.step if step is None else step
         model = self.model
         tensors, meta = self._training_state(step)
-        extra = {"hints": getattr(model.config, "in_channels", 1) > 1}
+        takes_hints = getattr(model, "accepts_hints", getattr(model.config, "in_channels", 1) > 1)
+        extra = {"hints": bool(takes_hints)}
         if self.config.chroma_size:
             extra["chroma_size"] = int(self.config.chroma_size)
         return save_checkpoint(

@@ -1,0 +1,701 @@
+"""User colour hints: from a Points layer to the package's hint format, and sampled from truth.
+
+A *hint* tells a hint-aware colorizer the colour at a few places (Zhang et al.
+2017, "Real-Time User-Guided Image Colorization with Learned Deep Priors").
+The format every hint-aware model takes is defined in
+:mod:`napari_colorize.models.zhang`: ``ab_to_net(ab)`` in channels 0-1 and a
+[0, 1] mask in channel 2. Here it is made
+
+- from points, as a napari Points layer holds them (:class:`PointHints`,
+  :func:`points_to_hints`): each point's face colour gives the ab (its L is
+  ignored: the image keeps its own lightness), its size the diameter of the
+  disc it paints, in world units, so a point covers what it covers on screen
+  whatever the scale, translate or affine of the image layer. Arrays are
+  channel-last ``(H, W, 3)`` float32 at the image's pixel grid, as
+  :class:`napari_colorize.inference.Colorizer` takes them (``hints=``);
+- from the true colours (:func:`sample_hints`), as the paper trains and
+  measures: random locations, each revealing the mean colour of a small
+  square patch around it, a geometric number of them per image
+  (:func:`hint_counts`), sometimes none;
+- and :func:`evaluate_hints` scores a model given ``n`` such hints per image.
+
+Nothing here imports Qt or napari; torch is imported only by the functions
+that need it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .color import AB_SCALE, rgb_to_lab
+
+__all__ = [
+    "DEFAULT_HINT_P",
+    "HINT_CHANNELS",
+    "HintStack",
+    "PointHints",
+    "data_to_world_matrix",
+    "evaluate_hints",
+    "hint_counts",
+    "model_accepts_hints",
+    "model_takes_hints",
+    "points_to_hints",
+    "sample_hints",
+]
+
+#: Channels of a hint map: ab (2, ``ab_to_net`` units) + mask (1).
+HINT_CHANNELS = 3
+#: Zhang et al. 2017 draw the number of hints per training image from a geometric
+#: distribution with p = 1/8: none with probability 1/8, 7 on average.
+DEFAULT_HINT_P = 0.125
+
+
+# ------------------------------------------------------------------ geometry
+
+
+def data_to_world_matrix(ndim: int, scale=None, translate=None, matrix=None) -> np.ndarray:
+    """The ``(ndim + 1, ndim + 1)`` homogeneous matrix taking data to world coordinates.
+
+    Parameters
+    ----------
+    ndim : int
+        Axes of the layer (without the colour axis of an RGB layer).
+    scale, translate : sequence of float, optional
+        Per axis; default 1 and 0. Ignored when ``matrix`` is given.
+    matrix : array-like, optional
+        The full transform (napari: the layer's composite ``data2world`` affine,
+        i.e. scale, translate, rotate, shear and the extra affine together),
+        ``(ndim + 1, ndim + 1)`` homogeneous or ``(ndim, ndim)`` linear.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64.
+    """
+    ndim = int(ndim)
+    if matrix is not None:
+        m = np.asarray(matrix, dtype=float)
+        if m.shape == (ndim, ndim):
+            full = np.eye(ndim + 1)
+            full[:ndim, :ndim] = m
+            m = full
+        if m.shape != (ndim + 1, ndim + 1):
+            raise ValueError(
+                f"the transform matrix of a {ndim}D layer must be ({ndim + 1}, {ndim + 1}) "
+                f"(homogeneous) or ({ndim}, {ndim}), got {m.shape}"
+            )
+        return m
+    s = np.ones(ndim) if scale is None else np.asarray(scale, dtype=float)
+    t = np.zeros(ndim) if translate is None else np.asarray(translate, dtype=float)
+    if s.shape != (ndim,) or t.shape != (ndim,):
+        raise ValueError(
+            f"scale {tuple(s)} and translate {tuple(t)} must have one value per layer axis "
+            f"({ndim})"
+        )
+    if np.any(s == 0):
+        raise ValueError(f"a layer scale of 0 cannot be inverted: {tuple(s)}")
+    m = np.eye(ndim + 1)
+    m[:ndim, :ndim] = np.diag(s)
+    m[:ndim, ndim] = t
+    return m
+
+
+def _as_colors(colors, n: int) -> np.ndarray:
+    c = np.asarray(colors, dtype=float)
+    if c.ndim == 1 and n and c.shape[0] in (3, 4):
+        c = np.broadcast_to(c, (n, c.shape[0]))
+    if c.shape[:1] != (n,) or c.ndim != 2 or c.shape[1] not in (3, 4):
+        raise ValueError(
+            f"colors must be RGB or RGBA values in [0, 1], one row per point: shape ({n}, 3) "
+            f"or ({n}, 4), got {c.shape}"
+        )
+    if not np.all(np.isfinite(c)):
+        raise ValueError("point colours hold NaN or infinite values")
+    return np.clip(c[:, :3], 0.0, 1.0)
+
+
+def _as_sizes(sizes, n: int) -> np.ndarray:
+    s = np.asarray(sizes, dtype=float)
+    if s.ndim == 0:
+        s = np.full(n, float(s))
+    elif s.ndim == 2 and s.shape[0] == n:  # per-axis sizes of older napari: the displayed ones
+        s = s[:, -2:].mean(axis=1)
+    if s.shape != (n,):
+        raise ValueError(f"sizes must be one number or one per point ({n}), got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise ValueError("point sizes must be finite and >= 0")
+    return s
+
+
+# ------------------------------------------------------------------ points -> hints
+
+
+@dataclass(frozen=True)
+class _Disc:
+    plane: tuple[int, ...]
+    center: np.ndarray  # (2,) row, column in pixels
+    half_extent: np.ndarray  # (2,) bounding box half-size in pixels
+    quad: np.ndarray  # (2, 2): pixel offset d is inside iff d @ quad @ d <= 1
+    ab: np.ndarray  # (2,) ab_to_net units
+
+
+class PointHints:
+    """Points in world coordinates, placed on the pixel grid of one image layer.
+
+    Each point paints a disc of its colour's ab (mask 1) around its position:
+    the disc has the point's size as diameter in world units, so on the
+    image's grid it is an ellipse when the image's pixels are not square (or
+    rotated, sheared). A point too small to cover any pixel centre still
+    paints the pixel it lies in. Points outside the image, or (for stacks) not
+    on a plane of it, are ignored; where discs overlap the later point wins
+    (napari draws it on top).
+
+    Parameters
+    ----------
+    points : array-like
+        ``(N, D)`` positions in world coordinates (napari: the Points layer's
+        data passed through its own data-to-world transform). With ``D`` larger
+        than the image's axes, the last ones are used, as napari does.
+    colors : array-like
+        ``(N, 3)`` or ``(N, 4)`` RGB(A) in [0, 1] (napari's ``face_color``); alpha is ignored.
+    sizes : float or array-like
+        Diameters in world units, one or one per point.
+    image_shape : sequence of int
+        The image layer's shape without its colour axis: ``(H, W)`` or
+        ``leading + (H, W)``.
+    scale, translate, matrix
+        The image layer's data-to-world transform (see :func:`data_to_world_matrix`).
+
+    Attributes
+    ----------
+    discs : list
+        The points that land on the image, in order.
+    n_ignored : int
+        Points outside the image (or between planes of a stack).
+    """
+
+    def __init__(
+        self, points, colors, sizes, image_shape, *, scale=None, translate=None, matrix=None
+    ):
+        shape = tuple(int(n) for n in image_shape)
+        if len(shape) < 2 or min(shape) < 1:
+            raise ValueError(f"the image shape must be (H, W) or leading + (H, W), got {shape}")
+        ndim = len(shape)
+        self.image_shape = shape
+        self.leading_shape = shape[:-2]
+        self.spatial_shape = shape[-2:]
+        pts = np.asarray(points, dtype=float)
+        if pts.size == 0:
+            pts = pts.reshape(0, ndim)
+        if pts.ndim != 2 or pts.shape[1] < ndim:
+            raise ValueError(
+                f"points must be (N, D) world coordinates with D >= {ndim} (the image's axes), "
+                f"got shape {pts.shape}"
+            )
+        pts = pts[:, -ndim:]
+        n = pts.shape[0]
+        colors = _as_colors(colors, n)
+        sizes = _as_sizes(sizes, n)
+        to_world = data_to_world_matrix(ndim, scale, translate, matrix)
+        try:
+            to_data = np.linalg.inv(to_world)
+        except np.linalg.LinAlgError:
+            raise ValueError("the image layer's transform cannot be inverted") from None
+        data = pts @ to_data[:ndim, :ndim].T + to_data[:ndim, ndim]
+        ab = rgb_to_lab(colors)[:, 1:] / AB_SCALE if n else np.zeros((0, 2))
+        # a pixel offset d (data units, spatial axes) spans world offset L d
+        lin = to_world[ndim - 2 : ndim, ndim - 2 : ndim]
+        gram = lin.T @ lin
+        self.discs: list[_Disc] = []
+        self.n_ignored = 0
+        h, w = self.spatial_shape
+        for i in range(n):
+            if not np.all(np.isfinite(data[i])):
+                self.n_ignored += 1
+                continue
+            plane = tuple(round(float(v)) for v in data[i, :-2])
+            center = data[i, -2:]
+            inside = all(0 <= p < m for p, m in zip(plane, self.leading_shape))
+            inside = inside and -0.5 <= center[0] < h - 0.5 and -0.5 <= center[1] < w - 0.5
+            if not inside:
+                self.n_ignored += 1
+                continue
+            radius = sizes[i] / 2.0
+            if radius > 0:
+                quad = gram / radius**2
+                half = radius * np.sqrt(np.clip(np.diag(np.linalg.pinv(gram)), 0.0, None))
+            else:
+                quad, half = np.zeros((2, 2)), np.zeros(2)
+            self.discs.append(_Disc(plane, center, half, quad, ab[i].astype(np.float32)))
+
+    def __len__(self) -> int:
+        return len(self.discs)
+
+    @property
+    def planes(self) -> set[tuple[int, ...]]:
+        """The planes (leading indices) that hold at least one hint."""
+        return {d.plane for d in self.discs}
+
+    def plane(self, index: Sequence[int] = (), out: np.ndarray | None = None) -> np.ndarray:
+        """The hint map of one plane: float32 ``(H, W, 3)`` in the package's hint format.
+
+        Parameters
+        ----------
+        index : tuple of int
+            The plane's index along the leading axes; ``()`` for a 2D image.
+        out : numpy.ndarray, optional
+            ``(H, W, 3)`` float32 to write into (it is zeroed first).
+        """
+        index = tuple(int(i) for i in np.atleast_1d(index)) if len(index) else ()
+        if len(index) != len(self.leading_shape):
+            raise ValueError(
+                f"a plane of an image of shape {self.image_shape} has {len(self.leading_shape)} "
+                f"index value(s), got {index}"
+            )
+        h, w = self.spatial_shape
+        if out is None:
+            out = np.zeros((h, w, HINT_CHANNELS), dtype=np.float32)
+        else:
+            out[...] = 0.0
+        for disc in self.discs:
+            if disc.plane == index:
+                _paint(out, disc)
+        return out
+
+    def stack(self) -> HintStack:
+        """All planes, made lazily (what :class:`~.inference.Colorizer` takes for a stack)."""
+        return HintStack(self)
+
+
+def _paint(out: np.ndarray, disc: _Disc) -> None:
+    h, w = out.shape[:2]
+    cy, cx = disc.center
+    ry, rx = disc.half_extent
+    y0, y1 = max(0, math.ceil(cy - ry)), min(h - 1, math.floor(cy + ry))
+    x0, x1 = max(0, math.ceil(cx - rx)), min(w - 1, math.floor(cx + rx))
+    inside = None
+    if y0 <= y1 and x0 <= x1:
+        dy = np.arange(y0, y1 + 1, dtype=float)[:, None] - cy
+        dx = np.arange(x0, x1 + 1, dtype=float)[None, :] - cx
+        q = disc.quad
+        inside = q[0, 0] * dy * dy + (q[0, 1] + q[1, 0]) * dy * dx + q[1, 1] * dx * dx <= 1.0
+    if inside is None or not inside.any():
+        # smaller than a pixel: the pixel the point lies in
+        y, x = min(h - 1, max(0, round(cy))), min(w - 1, max(0, round(cx)))
+        out[y, x, :2] = disc.ab
+        out[y, x, 2] = 1.0
+        return
+    region = out[y0 : y1 + 1, x0 : x1 + 1]
+    region[inside, 0] = disc.ab[0]
+    region[inside, 1] = disc.ab[1]
+    region[inside, 2] = 1.0
+
+
+class HintStack:
+    """The hint maps of every plane of a stack, made on demand (``leading + (H, W, 3)``).
+
+    Indexing with a tuple of leading indices gives that plane's ``(H, W, 3)``
+    map, which is what :class:`~napari_colorize.inference.Colorizer` asks for,
+    so a large stack never holds its hints in memory.
+    """
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, hints: PointHints):
+        self.hints = hints
+        self.shape = (*hints.leading_shape, *hints.spatial_shape, HINT_CHANNELS)
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if not isinstance(index, tuple):
+            index = (index,)
+        n = len(self.hints.leading_shape)
+        if len(index) == n and all(isinstance(i, (int, np.integer)) for i in index):
+            return self.hints.plane(index)
+        return np.asarray(self)[index]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.zeros(self.shape, dtype=np.float32)
+        for plane in self.hints.planes:
+            self.hints.plane(plane, out=out[plane])
+        return out if dtype is None else out.astype(dtype)
+
+
+def points_to_hints(
+    points,
+    colors,
+    sizes,
+    image_shape,
+    *,
+    scale=None,
+    translate=None,
+    matrix=None,
+    plane: Sequence[int] | None = None,
+):
+    """Hints from points at an image's pixel grid, in the package's hint format.
+
+    Parameters
+    ----------
+    points, colors, sizes, image_shape, scale, translate, matrix
+        See :class:`PointHints`: world positions ``(N, D)``, RGB(A) face colours,
+        diameters in world units, and the image layer's shape and transform.
+    plane : tuple of int, optional
+        For a stack: the plane to make (its leading indices). ``None`` gives
+        every plane, as a lazy :class:`HintStack`.
+
+    Returns
+    -------
+    numpy.ndarray or HintStack
+        float32 ``(H, W, 3)``: ``ab_to_net(ab)`` of each point's colour in
+        channels 0-1 over its disc, mask 1 there and 0 elsewhere in channel 2.
+
+    Examples
+    --------
+    >>> hints = points_to_hints([[10, 12]], [[1, 0, 0, 1]], 5, (32, 32))
+    >>> hints.shape, int(hints[..., 2].sum())
+    ((32, 32, 3), 21)
+    """
+    ph = PointHints(
+        points, colors, sizes, image_shape, scale=scale, translate=translate, matrix=matrix
+    )
+    if plane is None and ph.leading_shape:
+        return ph.stack()
+    return ph.plane(() if plane is None else tuple(plane))
+
+
+# ------------------------------------------------------------------ hints sampled from truth
+
+
+def _torch_generator(rng):
+    """A CPU ``torch.Generator`` for ``rng`` (None: torch's global one)."""
+    import torch
+
+    if rng is None:
+        return None
+    if isinstance(rng, torch.Generator):
+        return rng
+    if isinstance(rng, np.random.Generator):
+        return torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return torch.Generator().manual_seed(int(rng))
+    raise ValueError(
+        f"rng must be None (torch's global RNG), an int seed, a torch.Generator or a "
+        f"numpy Generator, got {type(rng).__name__}"
+    )
+
+
+def hint_counts(n_images: int, p: float = DEFAULT_HINT_P, rng=None, max_hints: int | None = None):
+    """How many hints each image gets: geometric, ``P(k) = (1 - p)**k * p`` for k = 0, 1, ...
+
+    As Zhang et al. 2017 train: with ``p = 1/8`` an image gets no hint one time
+    in eight and 7 hints on average, so the model learns both to colorize alone
+    and to follow hints.
+
+    Parameters
+    ----------
+    n_images : int
+    p : float
+        In (0, 1]; 1 gives no hints at all.
+    rng : None, int, torch.Generator or numpy.random.Generator
+        None draws from torch's global RNG (which the trainer saves and restores).
+    max_hints : int, optional
+        Cap per image.
+
+    Returns
+    -------
+    torch.Tensor
+        int64 ``(n_images,)``.
+    """
+    import torch
+
+    if not 0.0 < float(p) <= 1.0:
+        raise ValueError(f"the geometric parameter p must lie in (0, 1], got {p}")
+    u = torch.rand(int(n_images), generator=_torch_generator(rng), dtype=torch.float64)
+    if p >= 1.0:
+        counts = torch.zeros(int(n_images), dtype=torch.int64)
+    else:
+        counts = torch.floor(torch.log1p(-u) / math.log1p(-float(p))).to(torch.int64)
+    if max_hints is not None:
+        counts = counts.clamp_(max=int(max_hints))
+    return counts
+
+
+def _radius_range(radius) -> tuple[int, int]:
+    if isinstance(radius, (int, np.integer)) and not isinstance(radius, bool):
+        lo = hi = int(radius)
+    else:
+        try:
+            lo, hi = (int(r) for r in radius)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"radius must be an int or a (min, max) pair of ints, got {radius!r}"
+            ) from None
+    if lo < 0 or hi < lo:
+        raise ValueError(f"radius must satisfy 0 <= min <= max, got {radius!r}")
+    return lo, hi
+
+
+def sample_hints(ab, n, rng=None, radius=1):
+    """Hints revealed from the true colours, as Zhang et al. 2017 train and measure.
+
+    Each hint sits at a uniformly random pixel and reveals the mean ab of the
+    square patch of half-width ``radius`` around it (side ``2 radius + 1``,
+    clipped at the border), painted over that patch with mask 1. Where patches
+    overlap their colours are averaged.
+
+    Parameters
+    ----------
+    ab : torch.Tensor or numpy.ndarray
+        ``(N, 2, H, W)`` true ab as ``ab_to_net(ab)`` (what the datasets yield).
+    n : int or sequence of int or torch.Tensor
+        Hints per image: one number for all, or one per image (e.g. from :func:`hint_counts`).
+    rng : None, int, torch.Generator or numpy.random.Generator
+        Where positions and patch sizes come from; None: torch's global RNG
+        (saved by the trainer, so a resumed run draws the same hints). A fixed
+        int gives the same hints for the same ``ab`` shape and ``n`` every time.
+    radius : int or (int, int)
+        Patch half-width, or a range ``(min, max)`` drawn uniformly per hint.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        ``(N, 3, H, W)`` in the package's hint format, of the input's type,
+        dtype and device.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    as_numpy = isinstance(ab, np.ndarray)
+    t = torch.from_numpy(np.ascontiguousarray(ab, dtype=np.float32)) if as_numpy else ab
+    if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 2:
+        shape = tuple(getattr(ab, "shape", ()))
+        raise ValueError(f"ab must be (N, 2, H, W) in ab_to_net units, got shape {shape}")
+    n_img, _, h, w = t.shape
+    counts = torch.as_tensor(n, dtype=torch.int64).flatten().cpu()
+    if counts.numel() == 1:
+        counts = counts.expand(n_img)
+    if counts.numel() != n_img or bool((counts < 0).any()):
+        raise ValueError(
+            f"n must be one count >= 0 or one per image ({n_img}), got {tuple(counts.tolist())}"
+        )
+    lo, hi = _radius_range(radius)
+    gen = _torch_generator(rng)
+    total = int(counts.sum())
+    image = torch.repeat_interleave(torch.arange(n_img), counts)
+    ys = torch.randint(0, h, (total,), generator=gen)
+    xs = torch.randint(0, w, (total,), generator=gen)
+    rs = (
+        torch.randint(lo, hi + 1, (total,), generator=gen)
+        if hi > lo
+        else torch.full((total,), lo, dtype=torch.int64)
+    )
+    dev = t.device
+    with torch.no_grad():
+        src = t.detach().float()
+        sums = torch.zeros((n_img, h, w, 2), device=dev)
+        hits = torch.zeros((n_img, h, w), device=dev)
+        for r in sorted(set(rs.tolist())):
+            sel = rs == r
+            b, y, x = image[sel], ys[sel], xs[sel]
+            if r:
+                k = 2 * r + 1
+                mean = F.avg_pool2d(src, k, stride=1, padding=r, count_include_pad=False)
+            else:
+                mean = src
+            colours = mean[b.to(dev), :, y.to(dev), x.to(dev)]  # (k, 2)
+            off = torch.arange(-r, r + 1)
+            yy = (y[:, None, None] + off[None, :, None]).expand(-1, 2 * r + 1, 2 * r + 1)
+            xx = (x[:, None, None] + off[None, None, :]).expand(-1, 2 * r + 1, 2 * r + 1)
+            bb = b[:, None, None].expand_as(yy)
+            valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            which = valid.nonzero()[:, 0].to(dev)
+            idx = (bb[valid].to(dev), yy[valid].to(dev), xx[valid].to(dev))
+            sums.index_put_(idx, colours[which], accumulate=True)
+            hits.index_put_(idx, torch.ones_like(which, dtype=hits.dtype), accumulate=True)
+        mask = (hits > 0).to(src.dtype)
+        ab_hint = sums / hits.clamp(min=1.0)[..., None]
+        out = torch.cat([ab_hint.permute(0, 3, 1, 2), mask[:, None]], dim=1)
+    if as_numpy:
+        return out.numpy().astype(np.asarray(ab).dtype, copy=False)
+    return out.to(t.dtype)
+
+
+# ------------------------------------------------------------------ which models take hints
+
+
+def model_accepts_hints(model) -> bool:
+    """Whether a loaded model takes ``hints=`` in the package's hint format."""
+    flag = getattr(model, "accepts_hints", None)
+    if flag is not None:
+        return bool(flag)
+    config = getattr(model, "config", None)
+    return bool(getattr(config, "hints", False))
+
+
+def model_takes_hints(name_or_path) -> bool:
+    """Whether a registered model or checkpoint file takes hints, from its metadata only.
+
+    No weights are read and nothing is downloaded: a checkpoint's
+    ``extra["hints"]``, a registry entry's own ``extra``, or the architecture
+    (``siggraph17`` always does) decide.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+
+    Returns
+    -------
+    bool
+        False also when the model is unknown or its file unreadable.
+    """
+    import os
+    from pathlib import Path
+
+    from . import checkpoint, registry
+    from .errors import ColorizeError
+
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    arch = None
+    try:
+        if not path.is_file():
+            entry = registry.get_model(text)
+            if entry.extra.get("hints"):
+                return True
+            arch = entry.arch
+            local = registry._local_file(entry)
+            path = local if local is not None else None
+        if path is not None:
+            meta = checkpoint.read_metadata(path)
+            if (meta.extra or {}).get("hints"):
+                return True
+            arch = meta.arch or arch
+    except (ColorizeError, OSError, ValueError):
+        return False
+    return arch == "siggraph17"
+
+
+# ------------------------------------------------------------------ measuring hints
+
+
+def _shrink_hints(hints, size):
+    """Mask-aware area shrink (as :class:`~napari_colorize.inference.Colorizer` does)."""
+    import torch
+    import torch.nn.functional as F
+
+    mask = F.interpolate(hints[:, 2:3], size=size, mode="area")
+    ab = F.interpolate(hints[:, :2] * hints[:, 2:3], size=size, mode="area")
+    ab = ab / mask.clamp(min=1e-12)
+    return torch.cat([ab, (mask > 0).to(ab.dtype)], dim=1)
+
+
+def evaluate_hints(
+    model,
+    n_hints: int,
+    data: str = "punks:test",
+    *,
+    seed: int = 0,
+    radius=1,
+    batch_size: int = 256,
+    device="cpu",
+    chroma_size: int | None = None,
+) -> dict[str, Any]:
+    """Score a hint-aware model given ``n_hints`` hints per image sampled from the truth.
+
+    As :func:`napari_colorize.evaluation.evaluate` (same data specs, same report
+    keys), but the model also sees :func:`sample_hints` of each true image,
+    drawn from ``seed`` in the data's order, so reruns and other models see
+    the very same hints.
+
+    Parameters
+    ----------
+    model : str, path-like or torch.nn.Module
+        A hint-aware model (a registered name, a checkpoint or a module).
+    n_hints : int
+        Hints per image (0: the model alone).
+    data : str
+        ``"punks:test"``, ``"punks:train"`` or a folder of images.
+    seed : int
+        Seed of the hint positions and patch sizes.
+    radius : int or (int, int)
+        Patch half-width of each hint (see :func:`sample_hints`).
+    batch_size : int
+    device : str
+    chroma_size : int, optional
+        Working size (longest side); default the checkpoint's, else 256.
+
+    Returns
+    -------
+    dict
+        The report keys of :data:`napari_colorize.metrics.REPORT_KEYS`, plus
+        ``n_images``, ``data``, ``model``, ``n_hints``, ``seed`` and ``radius``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from . import evaluation, metrics
+    from .color import ab_to_net, l_to_net, net_to_ab
+    from .devices import resolve_device
+
+    if int(n_hints) < 0:
+        raise ValueError(f"n_hints must be >= 0, got {n_hints}")
+    dev = resolve_device(device)
+    module, name, size = evaluation._load_model(model, dev, chroma_size)
+    if int(n_hints) and not model_accepts_hints(module):
+        raise ValueError(
+            f"model {name} takes no hints; evaluate it with napari_colorize.evaluation.evaluate "
+            "or pick a hint-aware model (e.g. beta-punks-hints, siggraph17)"
+        )
+    source = evaluation._open_data(data)
+    gen = torch.Generator().manual_seed(int(seed))
+    was_training = module.training
+    module.eval()
+    parts = []
+    try:
+        for chunk in source.batches(int(batch_size)):
+            for batch in chunk:
+                lab = rgb_to_lab(batch.rgb)
+                lightness = lab[..., 0]
+                ab_true = torch.from_numpy(
+                    np.ascontiguousarray(
+                        ab_to_net(lab[..., 1:]).transpose(0, 3, 1, 2), dtype=np.float32
+                    )
+                )
+                hints = sample_hints(ab_true, int(n_hints), gen, radius)
+                x = torch.from_numpy(np.ascontiguousarray(l_to_net(lightness), dtype=np.float32))
+                x = x[:, None]
+                h, w = lightness.shape[1:]
+                if max(h, w) > size:
+                    scale = size / max(h, w)
+                    work = (max(1, round(h * scale)), max(1, round(w * scale)))
+                    x = F.interpolate(x, size=work, mode="area")
+                    hints = _shrink_hints(hints, work)
+                with torch.inference_mode():
+                    kwargs = {"hints": hints.to(dev)} if model_accepts_hints(module) else {}
+                    out = module(x.to(dev), **kwargs).float()
+                    if tuple(out.shape[-2:]) != (h, w):
+                        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+                ab = net_to_ab(out).permute(0, 2, 3, 1).cpu().numpy()
+                rgb_pred = evaluation._recombine(lightness, ab)
+                parts.append(metrics.score_images(rgb_pred, batch.rgb, batch.alpha))
+    finally:
+        module.train(was_training)
+    scores = metrics.ImageScores.concat(parts)
+    report: dict[str, Any] = scores.summary()
+    report.update(
+        n_images=len(scores),
+        data=source.name,
+        model=name,
+        n_hints=int(n_hints),
+        seed=int(seed),
+        radius=radius,
+    )
+    return report
