@@ -167,6 +167,8 @@ PRESETS: dict[str, Preset] = {
                _lazy("classification:punks_labels_data"), PUNKS_TRAIN),
         Preset("full-punks", "beta-punks with the inception-punks class embedding (full)",
                _lazy("fusion:full_punks_config"), _punks_data, PUNKS_TRAIN),
+        Preset("beta-punks-hints", "beta-punks taking colour hints, trained with sampled hints",
+               _lazy("hints:beta_punks_hints_config"), _punks_data, PUNKS_TRAIN),
     )
 }  # fmt: skip
 
