@@ -6,17 +6,27 @@ done by :class:`napari_colorize.inference.Colorizer` in a ``thread_worker``
 over its event generator, and layers are touched only in the main-thread
 handlers of that worker. torch is first imported in a background thread (to
 list the devices and models) or when a run starts, never while napari starts.
+
+Colour hints: with a hint-aware model (``extra["hints"]`` in its checkpoint:
+``beta-punks-hints``, ``siggraph17``...) a Points layer can be chosen as
+hints; each point's face colour is the hint, its size the diameter of the
+disc it covers (:mod:`napari_colorize.hints`). In live mode every point edit
+(add, move, recolour, resize) re-colorizes the current plane after a short
+debounce, in its own worker: a newer edit asks the running one to stop and a
+generation counter lets only the latest run touch the output layer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
-from napari.layers import Image
+from napari.layers import Image, Points
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -32,6 +42,7 @@ from ..layers import (
 from ._viewer import (
     add_or_replace_image,
     compact_combos,
+    find_output,
     lab_display_kwargs,
     layer_geometry,
     wrapping_label,
@@ -59,6 +70,10 @@ WORKING_SIZES = [
 #: Registered architectures that are not colorizers (classifiers used by them).
 _NOT_COLORIZERS = ("inception",)
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
+#: Live mode waits this long after the last point edit before re-colorizing.
+LIVE_DEBOUNCE_MS = 100
+#: Events of a Points layer that change its hints.
+_POINT_EVENTS = ("data", "face_color", "current_face_color", "size", "current_size")
 
 
 @dataclass
@@ -74,6 +89,9 @@ class _Job:
     value_range: tuple | None
     add_lab: bool
     outputs: dict  # add_image kwargs of the colorized layer, by role
+    hints: Any = None  # None, or a callable giving the hint map(s) (run in the worker)
+    plane: tuple | None = None  # the stack plane a single-plane run colorizes
+    live: bool = False
     colorizer: Any = None
     stop: bool = False
 
@@ -97,7 +115,10 @@ def _run_job(job: _Job):
 
         # 0 means full resolution, which Colorizer spells None
         chroma_size = job.chroma_size if job.chroma_size else None
-        job.colorizer = Colorizer(job.model, device=job.device, chroma_size=chroma_size)
+        hints = job.hints() if job.hints is not None else None
+        job.colorizer = Colorizer(
+            job.model, device=job.device, chroma_size=chroma_size, hints=hints
+        )
         if job.stop:
             return _Result()
         rgb = yield from job.colorizer.run(job.array, rgb=job.rgb, value_range=job.value_range)
@@ -129,6 +150,49 @@ def _probe_choices():
     return models, devices
 
 
+def _data_to_world(layer) -> np.ndarray:
+    """A layer's full data-to-world transform (scale, translate, rotate, shear, affine)."""
+    from napari.utils.transforms import CompositeAffine
+
+    composite = CompositeAffine(
+        scale=layer.scale, translate=layer.translate, rotate=layer.rotate,
+        shear=layer.shear, ndim=layer.ndim,
+    )  # fmt: skip
+    return np.asarray(layer.affine.affine_matrix, dtype=float) @ composite.affine_matrix
+
+
+def _selection_to_world(layer, selection) -> np.ndarray:
+    """Data-to-world transform of a selection (a pyramid level, a plane) of ``layer``."""
+    n = layer.ndim
+    to_level0 = np.eye(n + 1)
+    to_level0[:n, :n] = np.diag(selection.factors)
+    to_level0[:n, n] = selection.offset
+    return _data_to_world(layer) @ to_level0
+
+
+def _point_hints(points: Points, image: Image, selection, world_point):
+    """:class:`~napari_colorize.hints.PointHints` of ``points`` on the selected array."""
+    from ..hints import PointHints
+
+    data = np.asarray(points.data, dtype=float)
+    n_pts = points.ndim
+    matrix = _data_to_world(points)
+    world = data @ matrix[:n_pts, :n_pts].T + matrix[:n_pts, n_pts] if len(data) else data
+    missing = image.ndim - n_pts
+    if missing > 0:  # 2D points over a stack: on the plane shown now
+        leading = np.asarray(world_point[len(world_point) - image.ndim :][:missing], dtype=float)
+        world = np.hstack(
+            [np.broadcast_to(leading, (len(world), missing)), world.reshape(-1, n_pts)]
+        )
+    # napari draws sizes in the points layer's own units: to world units
+    spatial = matrix[n_pts - 2 : n_pts, n_pts - 2 : n_pts]
+    sizes = np.asarray(points.size, dtype=float) * np.sqrt(abs(np.linalg.det(spatial)))
+    return PointHints(
+        world, np.asarray(points.face_color), sizes, selection.array.shape[: image.ndim],
+        matrix=_selection_to_world(image, selection),
+    )  # fmt: skip
+
+
 class ColorizeWidget(Container):
     """Colorize an Image layer with a model of the registry or a checkpoint file.
 
@@ -153,6 +217,14 @@ class ColorizeWidget(Container):
         self._probe_worker = None
         self._job: _Job | None = None
         self._progress = None
+        self._points: Points | None = None  # the hints layer whose events are connected
+        self._takes_hints = False
+        self._live_generation = 0  # the latest live run; older ones may not touch layers
+        self._live_job: _Job | None = None
+        self._live_workers: set = set()
+        self._live_signature = None
+        #: Live runs started, applied to the output and dropped as stale (for tests, benchmarks).
+        self.live_counts = {"started": 0, "applied": 0, "dropped": 0}
 
         self.image = ComboBox(
             name="image", label="image", choices=self._image_choices, nullable=False
@@ -179,6 +251,19 @@ class ColorizeWidget(Container):
             tooltip="For a multiscale layer: colorize level 0 instead of the level shown.",
         )
         self.add_lab = CheckBox(text="add L, a, b layers", value=False)
+        self.hints = ComboBox(
+            name="hints", label="hints", choices=self._points_choices, nullable=True,
+            value=None,
+            tooltip="A Points layer whose points are colour hints: each point's face colour "
+            "at its position, its size the diameter of the hinted disc. Only for models "
+            "that take hints (beta-punks-hints, siggraph17, ...).",
+        )  # fmt: skip
+        self.live = CheckBox(
+            text="live: re-colorize the plane on point edits", value=True,
+            tooltip="Re-colorize the current plane whenever a hint point is added, moved "
+            "or recoloured.",
+        )  # fmt: skip
+        self.hints_info = Label(value="")
         self.run_button = PushButton(name="run_button", label="", text="Colorize")
         self.cancel_button = PushButton(
             name="cancel_button", label="", text="Cancel", enabled=False
@@ -193,20 +278,35 @@ class ColorizeWidget(Container):
                 self.stack,
                 self.full_resolution,
                 self.add_lab,
+                self.hints,
+                self.live,
+                self.hints_info,
                 self.run_button,
                 self.cancel_button,
                 self.status,
             ]
         )
         wrapping_label(self.status)
-        compact_combos(self.image, self.model, self.device, self.chroma_size, self.stack)
+        wrapping_label(self.hints_info)
+        compact_combos(
+            self.image, self.model, self.device, self.chroma_size, self.stack, self.hints
+        )
+        from qtpy.QtCore import QTimer
+
+        self._live_timer = QTimer()
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_DEBOUNCE_MS)
+        self._live_timer.timeout.connect(self.live_run)
         self.image.changed.connect(self._on_image_changed)
         self.model.changed.connect(self._on_model_changed)
+        self.hints.changed.connect(self._on_hints_layer_changed)
+        self.live.changed.connect(self._on_live_toggled)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.native.destroyed.connect(self._abandon_run)
         self.reset_choices()
         self._on_image_changed()
+        self._update_hint_support()
         if probe:
             self.refresh_choices()
 
@@ -214,6 +314,9 @@ class ColorizeWidget(Container):
 
     def _image_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+
+    def _points_choices(self, _widget=None):
+        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Points)]
 
     def _model_choices(self, _widget=None):
         from pathlib import Path
@@ -263,6 +366,7 @@ class ColorizeWidget(Container):
             self.model.value = current_model
         if current_device in [name for _label, name in self._devices]:
             self.device.value = current_device
+        self._update_hint_support()
 
     def set_checkpoint(self, path) -> None:
         """Offer the checkpoint file ``path`` in the model menu and select it."""
@@ -271,6 +375,7 @@ class ColorizeWidget(Container):
             self._checkpoints.append(path)
         self.model.reset_choices()
         self.model.value = path
+        self._update_hint_support()
 
     def set_model(self, name_or_path) -> None:
         """Select a registered model by name, or a checkpoint file by path."""
@@ -282,6 +387,7 @@ class ColorizeWidget(Container):
     def _on_model_changed(self, value=None) -> None:
         if value != BROWSE:
             self._previous_model = value
+            self._update_hint_support()
             return
         from qtpy.QtWidgets import QFileDialog
 
@@ -298,6 +404,173 @@ class ColorizeWidget(Container):
         self.stack.enabled = layer is not None and layer.ndim > 2
         self.full_resolution.enabled = layer is not None and bool(layer.multiscale)
 
+    # -------------------------------------------------------------- hints
+
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the chosen model takes colour hints (from its metadata)."""
+        return self._takes_hints
+
+    def _update_hint_support(self) -> None:
+        from ..hints import model_takes_hints
+
+        model = self.model.value
+        takes = model not in (None, BROWSE) and model_takes_hints(model)
+        self._takes_hints = bool(takes)
+        self.hints.enabled = self._takes_hints
+        self.live.enabled = self._takes_hints
+        if self._takes_hints:
+            self.hints_info.value = (
+                ""
+                if self.hints.value is not None
+                else (
+                    "add a Points layer and pick it as hints: each point's colour steers "
+                    "the colours around it"
+                )
+            )
+        else:
+            name = "this model" if model in (None, BROWSE) else repr(str(model))
+            self.hints_info.value = (
+                f"{name} takes no colour hints; hints need a hint-aware model such as "
+                "beta-punks-hints or siggraph17"
+            )
+
+    def _on_hints_layer_changed(self, layer=None) -> None:
+        layer = self.hints.value
+        if layer is self._points:
+            return
+        self._disconnect_points()
+        if layer is not None:
+            for name in _POINT_EVENTS:
+                emitter = getattr(layer.events, name, None)
+                if emitter is not None:
+                    emitter.connect(self._on_points_edited)
+        self._points = layer
+        self._update_hint_support()
+        self._on_points_edited()
+
+    def _disconnect_points(self) -> None:
+        if self._points is None:
+            return
+        for name in _POINT_EVENTS:
+            emitter = getattr(self._points.events, name, None)
+            if emitter is not None:
+                with contextlib.suppress(TypeError, ValueError, RuntimeError):
+                    emitter.disconnect(self._on_points_edited)
+        self._points = None
+
+    def _on_live_toggled(self, _value=None) -> None:
+        if self.live.value:
+            self._on_points_edited()
+        else:
+            self._live_timer.stop()
+
+    def _on_points_edited(self, _event=None) -> None:
+        """A hint point changed: re-colorize after a pause in the edits (live mode)."""
+        if self._live_wanted():
+            self._live_timer.start()  # restarts: the run waits for the edits to pause
+
+    def _live_wanted(self) -> bool:
+        return (
+            bool(self.live.value)
+            and self._takes_hints
+            and self.hints.value is not None
+            and isinstance(self.image.value, Image)
+        )
+
+    def _hints_for(self, image, selection, plane_only: bool):
+        """The job's hints: a callable making the hint map(s) in the worker, or None."""
+        points = self.hints.value
+        if points is None or not self._takes_hints:
+            return None
+        ph = _point_hints(points, image, selection, self._viewer.dims.point)
+        if plane_only or not ph.leading_shape:
+            return functools.partial(ph.plane, (0,) * len(ph.leading_shape))
+        return ph.stack
+
+    def _live_signature_of(self, job: _Job):
+        points = self.hints.value
+        parts = [np.asarray(points.data), np.asarray(points.face_color), np.asarray(points.size)]
+        digest = tuple(hash(np.ascontiguousarray(p).tobytes()) for p in parts)
+        return (job.source, job.model, job.device, str(job.chroma_size), job.plane, digest)
+
+    def live_run(self, *, force: bool = False):
+        """Re-colorize the current plane with the current hints (what live mode does).
+
+        Parameters
+        ----------
+        force : bool
+            Run even if nothing changed since the last live run.
+
+        Returns
+        -------
+        GeneratorWorker or None
+            The started worker, or None when there was nothing to do.
+        """
+        if not (self._takes_hints and self.hints.value is not None):
+            return None
+        if self.busy:  # a full run is going on: try again once it is done
+            self._live_timer.start()
+            return None
+        try:
+            job = self._make_job(self.image.value, live=True)
+        except Exception as exc:
+            self.status.value = f"live: {exc}"
+            return None
+        signature = self._live_signature_of(job)
+        if signature == self._live_signature and not force:
+            return None
+        self._live_signature = signature
+        self._live_generation += 1
+        generation = self._live_generation
+        if self._live_job is not None:  # stale now: stop it early, its result is dropped
+            self._live_job.request_stop()
+        worker = thread_worker(_run_job, start_thread=False)(job)
+        worker.returned.connect(functools.partial(self._on_live_returned, generation, job))
+        worker.finished.connect(functools.partial(self._on_live_finished, worker, job))
+        self._live_job = job
+        self._live_workers.add(worker)
+        self.live_counts["started"] += 1
+        self.status.value = "live: colorizing the current plane..."
+        worker.start()
+        return worker
+
+    def _on_live_returned(self, generation: int, job: _Job, result: _Result) -> None:
+        if generation != self._live_generation:
+            self.live_counts["dropped"] += 1
+            return
+        if result.error is not None:
+            self._live_signature = None  # a retry after the next edit may succeed
+            self.status.value = f"live: error: {result.error}"
+            logger.info("live colorization failed: %s", result.error)
+            return
+        if result.rgb is None:
+            return
+        try:
+            layer = self._show_result(job, result)
+        except Exception as exc:
+            self._report(exc)
+            return
+        self.live_counts["applied"] += 1
+        self.status.value = f"live: updated {layer.name}"
+
+    def _on_live_finished(self, worker, job: _Job) -> None:
+        self._live_workers.discard(worker)
+        if self._live_job is job:
+            self._live_job = None
+
+    def _abandon_live(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the timer's C++ side may be gone already
+            self._live_timer.stop()
+        self._disconnect_points()
+        self._live_generation += 1  # whatever still returns is stale
+        if self._live_job is not None:
+            self._live_job.request_stop()
+        for worker in list(self._live_workers):
+            with contextlib.suppress(TypeError, RuntimeError):
+                worker.returned.disconnect()
+            worker.quit()
+
     # --------------------------------------------------------------- runs
 
     @property
@@ -305,8 +578,11 @@ class ColorizeWidget(Container):
         """Whether a colorization is running."""
         return self._worker is not None
 
-    def _make_job(self, layer) -> _Job:
-        """Decide, on the main thread and without reading pixels, what a run does."""
+    def _make_job(self, layer, *, live: bool = False) -> _Job:
+        """Decide, on the main thread and without reading pixels, what a run does.
+
+        ``live``: the current plane only, with the hints, no L, a, b layers.
+        """
         from .. import images
 
         if layer is None:
@@ -325,7 +601,7 @@ class ColorizeWidget(Container):
             shapes = [tuple(level_data.shape) for level_data in layer.data]
             level = choose_level(shapes, layer.data_level, self.full_resolution.value)
         plane = None
-        if ndim > 2 and self.stack.value == CURRENT_PLANE:
+        if ndim > 2 and (live or self.stack.value == CURRENT_PLANE):
             point = layer.world_to_data(self._viewer.dims.point)
             plane = plane_index(point, layer.level_shapes[0], ndim - 2)
         selection = select_source(
@@ -348,8 +624,16 @@ class ColorizeWidget(Container):
             # what the user sees is what gets colorized: gray values map to L
             # through the layer's contrast limits
             value_range=None if layer.rgb else tuple(float(v) for v in layer.contrast_limits),
-            add_lab=bool(self.add_lab.value),
+            add_lab=bool(self.add_lab.value) and not live,
             outputs=outputs,
+            hints=self._hints_for(layer, selection, plane_only=plane is not None),
+            # the plane's index in the colorized level (a pyramid may thin the stack too)
+            plane=None
+            if plane is None
+            else tuple(
+                round(o / f) for o, f in zip(selection.offset[: ndim - 2], selection.factors)
+            ),
+            live=live,
         )
 
     def run(self, layer=None, *, start: bool = True):
@@ -403,6 +687,7 @@ class ColorizeWidget(Container):
 
     def _abandon_run(self, *_args) -> None:
         """The widget is gone (dock closed, viewer closed): stop the run, touch nothing."""
+        self._abandon_live()
         worker, job = self._worker, self._job
         if worker is None:
             return
@@ -447,22 +732,53 @@ class ColorizeWidget(Container):
             self.status.value = "cancelled"
             return
         try:
-            colorized = add_or_replace_image(
-                self._viewer, result.rgb, {**job.outputs["colorized"], "rgb": True}
-            )
-            if result.lab is not None:
-                for channel, data in zip(LAB_CHANNELS, result.lab):
-                    kwargs = {
-                        **job.outputs[channel],
-                        **lab_display_kwargs(channel),
-                        "visible": False,
-                    }
-                    add_or_replace_image(self._viewer, data, kwargs)
+            colorized = self._show_result(job, result)
             self._viewer.layers.selection.active = colorized
         except Exception as exc:
             self._report(exc)
             return
         self.status.value = f"done: {colorized.name}"
+
+    def _show_result(self, job: _Job, result: _Result):
+        """Put a run's result into its output layers (main thread); returns the colorized one.
+
+        A single plane whose source already has a colorized layer of the whole
+        stack is written into that layer's plane, so a preview or live run
+        does not throw away the colorized stack.
+        """
+        kwargs = {**job.outputs["colorized"], "rgb": True}
+        colorized = self._write_plane(job, result.rgb, kwargs)
+        if colorized is None:
+            colorized = add_or_replace_image(self._viewer, result.rgb, kwargs)
+        if result.lab is not None:
+            for channel, data in zip(LAB_CHANNELS, result.lab):
+                lab_kwargs = {
+                    **job.outputs[channel],
+                    **lab_display_kwargs(channel),
+                    "visible": False,
+                }
+                add_or_replace_image(self._viewer, data, lab_kwargs)
+        return colorized
+
+    def _write_plane(self, job: _Job, rgb, kwargs):
+        if job.plane is None:
+            return None
+        layer = find_output(self._viewer, kwargs["name"], job.source, "colorized")
+        if layer is None or not isinstance(layer.data, np.ndarray) or not layer.rgb:
+            return None
+        n_stack = len(job.plane)
+        if layer.data.ndim != rgb.ndim or layer.data.shape[n_stack:] != rgb.shape[n_stack:]:
+            return None
+        # the stack's own geometry: the plane's place along the stack axes
+        if not np.allclose(layer.scale[n_stack:], kwargs["scale"][n_stack:]) or any(
+            i >= n for i, n in zip(job.plane, layer.data.shape[:n_stack])
+        ):
+            return None
+        if layer.data.shape[:n_stack] == rgb.shape[:n_stack]:
+            return None  # a one-plane layer: replaced as a whole
+        layer.data[job.plane] = rgb.reshape(rgb.shape[n_stack:])
+        layer.refresh()
+        return layer
 
     def _on_aborted(self) -> None:
         self.status.value = "cancelled"
