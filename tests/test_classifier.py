@@ -31,7 +31,12 @@ from napari_colorize.models.inception import (
     InceptionV3,
 )
 from napari_colorize.registry import PretrainedModel
-from napari_colorize.training.classification import TASK, ClassificationTask, head_losses
+from napari_colorize.training.classification import (
+    TASK,
+    ClassificationTask,
+    head_losses,
+    sqrt_balanced_weights,
+)
 from napari_colorize.training.task import StepContext
 from napari_colorize.training.trainer import TrainConfig, Trainer
 
@@ -119,6 +124,27 @@ def test_head_losses_softmax_and_sigmoid():
     assert good["accessories"] < 1e-3
     assert bad["type"] > 5
     assert bad["accessories"] > 5
+
+
+def test_class_weights_favour_rare_types():
+    onehot = np.zeros((100, 5))
+    onehot[np.arange(100), [0] * 1 + [1] * 4 + [2] * 0 + [3] * 45 + [4] * 50] = 1
+    w = sqrt_balanced_weights(onehot)
+    assert w[0] > w[1] > w[3] > w[4]
+    assert w[2] == 0.0
+    assert float(np.dot(w, onehot.sum(0))) == pytest.approx(100, rel=1e-3)
+    heads = (("type", "softmax", 5), ("accessories", "sigmoid", 3))
+    logits, targets = torch.zeros(2, 8), torch.zeros(2, 8)
+    targets[0, 0] = targets[1, 4] = 1
+    logits[0, 4] = 5  # the rare type mistaken for the common one
+    plain = head_losses(logits, targets, heads)["type"]
+    weighted = head_losses(logits, targets, heads, class_weights={"type": [10, 1, 1, 1, 1]})
+    assert weighted["type"] > plain
+    with pytest.raises(ValueError, match="class_weights"):
+        ClassificationTask(
+            registry.build_model("inception", TINY),
+            TrainConfig(task_config={"class_weights": "sqrt-balanced"}),
+        )
 
 
 def test_task_step_and_validation_on_tiny_inputs():

@@ -34,8 +34,9 @@ TASK = "napari_colorize.training.classification:ClassificationTask"
 
 
 def head_losses(
-    logits, targets, heads, *, label_smoothing: float = 0.0, sigmoid_reduction: str = "mean"
-) -> dict:
+    logits, targets, heads, *, label_smoothing: float = 0.0, sigmoid_reduction: str = "mean",
+    class_weights=None,
+) -> dict:  # fmt: skip
     """Per-head losses: cross-entropy (softmax heads), binary cross-entropy (sigmoid heads).
 
     Parameters
@@ -49,6 +50,8 @@ def head_losses(
         Average the binary cross-entropy over a sigmoid head's labels, or add it up
         (per image): with many rare labels the mean gives each label a tiny share
         of the gradient and they are learnt far more slowly.
+    class_weights : dict, optional
+        ``{softmax head: [weight per class]}``, e.g. to count rare classes more.
 
     Returns
     -------
@@ -61,9 +64,13 @@ def head_losses(
     out = {}
     for name, kind, _ in heads:
         if kind == "softmax":
+            weight = (class_weights or {}).get(name)
+            if weight is not None:
+                weight = parts[name].new_tensor(weight)
             out[name] = F.cross_entropy(
-                parts[name], wanted[name].argmax(-1), label_smoothing=label_smoothing
-            )
+                parts[name], wanted[name].argmax(-1), weight=weight,
+                label_smoothing=label_smoothing,
+            )  # fmt: skip
         else:
             bce = F.binary_cross_entropy_with_logits(parts[name], wanted[name])
             out[name] = bce * parts[name].shape[-1] if sigmoid_reduction == "sum" else bce
@@ -81,14 +88,15 @@ class ClassificationTask(ColorizationTask):
     config : TrainConfig, optional
         Its ``task_config`` may set ``sigmoid_reduction`` (``"mean"``, the default,
         or ``"sum"`` over each sigmoid head's labels, see :func:`head_losses`),
-        ``sigmoid_weight`` (factor of the sigmoid heads' losses, default 1) and
-        ``label_smoothing`` (softmax heads, default 0).
+        ``sigmoid_weight`` (factor of the sigmoid heads' losses, default 1),
+        ``label_smoothing`` (softmax heads, default 0) and ``class_weights``
+        (``{softmax head: [weight per class]}``).
     """
 
     def __init__(self, model, config=None):
         self.model = model
         options = dict(getattr(config, "task_config", None) or {})
-        known = {"sigmoid_reduction", "sigmoid_weight", "label_smoothing"}
+        known = {"sigmoid_reduction", "sigmoid_weight", "label_smoothing", "class_weights"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(
@@ -101,6 +109,12 @@ class ClassificationTask(ColorizationTask):
                 f"sigmoid_reduction must be 'mean' or 'sum', not {self.sigmoid_reduction!r}"
             )
         self.sigmoid_weight = float(options.get("sigmoid_weight", 1.0))
+        self.class_weights = options.get("class_weights") or {}
+        if not isinstance(self.class_weights, dict):
+            raise ValueError(
+                "class_weights must be {softmax head: [weight per class]}; "
+                f"got {self.class_weights!r} (the presets resolve 'sqrt-balanced' from their data)"
+            )
         self.label_smoothing = float(options.get("label_smoothing", 0.0))
         cfg = model.config
         self.heads = cfg.heads or (("classes", "softmax", cfg.num_classes),)
@@ -109,7 +123,7 @@ class ClassificationTask(ColorizationTask):
     def _loss(self, logits, targets):
         losses = head_losses(
             logits, targets, self.heads, label_smoothing=self.label_smoothing,
-            sigmoid_reduction=self.sigmoid_reduction,
+            sigmoid_reduction=self.sigmoid_reduction, class_weights=self.class_weights,
         )  # fmt: skip
         kinds = {name: kind for name, kind, _ in self.heads}
         total = sum(
@@ -172,6 +186,12 @@ def inception_punks_config():
     A quarter-width Inception v3 from scratch on gray punks enlarged to 99x99:
     6 epochs of 8,500 punks (with flips), batch 64, AdamW with a one-cycle
     schedule, the accessories' binary cross-entropy summed over the 87 labels.
+    ``task_config["class_weights"] = "sqrt-balanced"`` weights the types'
+    cross-entropy by ``1 / sqrt(frequency)`` (from the training data, see
+    :func:`punks_labels_data`) for the 9 aliens, 22 apes and 80 zombies among the
+    8,500 punks; it raised the balanced type accuracy on the validation punks
+    (0.66 -> 0.71) but lowered the accessories' mAP (0.58 -> 0.53), so the preset
+    leaves it off.
     """
     from ..models.fusion import PUNKS_CLASSIFIER
     from .trainer import TrainConfig
@@ -203,7 +223,23 @@ def punks_labels_data(config, data=None, image=None):
     )
     val = PunksLabelsDataset("train", range(cut, len(punks)), flips=False, punks=punks)
     config.data = PUNKS_DATA_NOTE + " (labels)"
+    options = dict(config.task_config or {})
+    if options.get("class_weights") == "sqrt-balanced":
+        options["class_weights"] = {"type": sqrt_balanced_weights(train.targets[:, :5])}
+        config.task_config = options
     return train, val
+
+
+def sqrt_balanced_weights(onehot) -> list[float]:
+    """Class weights ``1 / sqrt(frequency)``, scaled so that the mean weight per item is 1.
+
+    Halfway (in the log) between no weighting and fully balanced classes: rare
+    classes count more without a handful of items dominating the loss.
+    """
+    counts = np.asarray(onehot).sum(0).astype(np.float64)
+    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    weights /= (weights * counts).sum() / counts.sum()
+    return [round(float(w), 4) for w in weights]
 
 
 # ------------------------------------------------------------------ export
