@@ -133,3 +133,20 @@ def test_unavailable_classifier_explains_how_to_get_it(widget, qtbot):
     assert not w.download_button.native.isHidden()
     assert w.bars.rows == []
     assert w._request() is None
+
+
+def test_bundled_punks_classifier_is_the_default(make_napari_viewer, qtbot, errors):
+    from napari_colorize.registry import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / "inception-punks.safetensors").is_file():
+        pytest.skip("inception-punks is not bundled in this checkout")
+    viewer = make_napari_viewer()
+    _dock, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Class probabilities")
+    qtbot.waitUntil(lambda: w._probe_worker is None, timeout=30_000)
+    assert w.classifier.value == "inception-punks"
+    viewer.add_image(np.random.default_rng(3).integers(0, 255, (24, 24), dtype=np.uint8))
+    qtbot.waitUntil(lambda: w.scores is not None and not w.busy, timeout=30_000)
+    rows = w.bars.rows
+    assert {r.label for r in rows if r.head == "type"} == set(NAMES["type"])
+    assert len([r for r in rows if r.head == "accessories"]) == 5
+    assert errors == []
