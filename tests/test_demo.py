@@ -25,7 +25,11 @@ def test_montage_and_side_by_side_shapes():
 def test_pick_model_prefers_the_asked_one_and_says_when_it_falls_back(monkeypatch, tmp_path):
     from napari_colorize import registry
 
-    rows = [{"name": "mine", "available": True}, {"name": "beta-punks", "available": False}]
+    rows = [
+        {"name": "classifier", "arch": "inception", "available": True},
+        {"name": "mine", "arch": "beta", "available": True},
+        {"name": "beta-punks", "arch": "beta", "available": False},
+    ]
     monkeypatch.setattr(registry, "list_models", lambda: rows)
     name, note = demo.pick_model("beta-punks")
     assert name == "mine"
@@ -34,7 +38,7 @@ def test_pick_model_prefers_the_asked_one_and_says_when_it_falls_back(monkeypatc
     path = tmp_path / "model.safetensors"
     path.write_bytes(b"")
     assert demo.pick_model(str(path)) == (str(path), None)
-    monkeypatch.setattr(registry, "list_models", lambda: rows[1:])
+    monkeypatch.setattr(registry, "list_models", lambda: rows[::2])
     with pytest.raises(ColorizeError, match="no colorization model is installed"):
         demo.pick_model("beta-punks")
 

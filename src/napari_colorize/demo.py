@@ -99,7 +99,10 @@ def pick_model(preferred: str = DEMO_MODEL) -> tuple[str, str | None]:
         return str(Path(preferred).expanduser()), None
     from .registry import list_models
 
-    available = [m["name"] for m in list_models() if m.get("available")]
+    # classifiers (the full model's Inception head) are registered too, but colour nothing
+    available = [
+        m["name"] for m in list_models() if m.get("available") and m.get("arch") != "inception"
+    ]
     if preferred in available:
         return preferred, None
     if available:
