@@ -169,6 +169,8 @@ PRESETS: dict[str, Preset] = {
                _lazy("fusion:full_punks_config"), _punks_data, PUNKS_TRAIN),
         Preset("beta-punks-hints", "beta-punks taking colour hints, trained with sampled hints",
                _lazy("hints:beta_punks_hints_config"), _punks_data, PUNKS_TRAIN),
+        Preset("gan-punks", "U-Net GAN on punks, NoGAN schedule (the bundled gan-punks)",
+               _lazy("gan:gan_punks_config"), _punks_data, PUNKS_TRAIN),
     )
 }  # fmt: skip
 
