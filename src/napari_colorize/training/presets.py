@@ -136,7 +136,7 @@ def _beta_punks_config():
     return TrainConfig(
         arch="beta", model_config={}, epochs=40, batch_size=32, lr=3e-3, weight_decay=1e-4,
         optimizer="adamw", scheduler="onecycle", loss="delta_e", chroma_size=24,
-        checkpoint_every=500, preview_every=500, val_every=0,
+        bn_recalibrate=50, checkpoint_every=500, preview_every=500, val_every=0,
         out="runs/beta-punks.safetensors",
     )  # fmt: skip
 

@@ -21,7 +21,14 @@ from torch import nn
 from ..color import net_to_ab, net_to_l
 from .losses import make_loss
 
-__all__ = ["ColorizationTask", "Optim", "StepContext", "lr_factor", "make_optimizer"]
+__all__ = [
+    "ColorizationTask",
+    "Optim",
+    "StepContext",
+    "lr_factor",
+    "make_optimizer",
+    "recalibrate_batchnorm",
+]
 
 SCHEDULERS = ("constant", "cosine", "onecycle")
 OPTIMIZERS = ("adamw", "adam", "rmsprop", "sgd")
@@ -60,6 +67,34 @@ def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, inputs) -> int:
+    """Replace the running statistics of ``model``'s BatchNorm layers by exact averages.
+
+    ``inputs`` is an iterable of model inputs (e.g. ``l_net`` batches); each
+    batch's mean and variance count equally (cumulative averages, momentum None).
+    Returns the number of batches used; with none, or no BatchNorm, nothing changes.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    inputs = list(inputs) if bns else []
+    if not inputs:
+        return 0
+    momenta = [b.momentum for b in bns]
+    was_training = model.training
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None
+    model.train()
+    try:
+        for x in inputs:
+            model(x)
+    finally:
+        for b, momentum in zip(bns, momenta):
+            b.momentum = momentum
+        model.train(was_training)
+    return len(inputs)
 
 
 @dataclass

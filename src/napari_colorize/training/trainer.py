@@ -21,6 +21,7 @@ step ``s`` sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import time
@@ -90,6 +91,10 @@ class TrainConfig:
         What the model is trained on, for the checkpoint's metadata.
     chroma_size : int, optional
         The working size stored for inference (``extra.chroma_size``).
+    bn_recalibrate : int
+        At the end of a run that was not stopped, re-estimate BatchNorm statistics
+        over this many training batches (see :meth:`Trainer.recalibrate_batchnorm`);
+        0 keeps the running averages.
     task : str, optional
         What one step does: ``"colorization"`` (:class:`ColorizationTask`, one
         regression loss), ``"gan"`` (:class:`~napari_colorize.training.gan.GANTask`)
@@ -124,6 +129,7 @@ class TrainConfig:
     num_workers: int = 0
     data: str | None = None
     chroma_size: int | None = None
+    bn_recalibrate: int = 0
     task: str | None = None
     task_config: dict = field(default_factory=dict)
 
@@ -560,6 +566,20 @@ class Trainer:
         finally:
             self._eval_mode(True)
 
+    def recalibrate_batchnorm(self, n_batches: int) -> int:
+        """Re-estimate the model's BatchNorm statistics over ``n_batches`` training batches.
+
+        The running averages kept during training follow the last few dozen
+        batches, so the eval-mode network drifts with them; an exact average over
+        many batches of the final weights ("precise BN") is steadier and scores
+        better. The batches are the first of the next epoch's order (reproducible).
+        """
+        from .task import recalibrate_batchnorm
+
+        epoch = self.step // self.steps_per_epoch
+        batches = itertools.islice(self._batches(epoch, 0), int(n_batches))
+        return recalibrate_batchnorm(self.model, (_to_device(b, self.device)[0] for b in batches))
+
     # -- the loop -----------------------------------------------------------------------------
 
     def _elapsed(self) -> float:
@@ -609,8 +629,11 @@ class Trainer:
                 )  # fmt: skip
                 at_end = self.step >= self.total_steps
                 epoch_end = self.step % self.steps_per_epoch == 0
-                if self.val_set is not None and (
-                    (cfg.val_every and self.step % cfg.val_every == 0) or epoch_end or at_end
+                recalibrating = at_end and cfg.bn_recalibrate  # validated after that
+                if (
+                    self.val_set is not None
+                    and not recalibrating
+                    and ((cfg.val_every and self.step % cfg.val_every == 0) or epoch_end or at_end)
                 ):
                     self.last_metrics = self.validate()
                     yield ValidationEvent(step=self.step, metrics=dict(self.last_metrics))
@@ -624,6 +647,12 @@ class Trainer:
                     break
 
         stopped = self.step < self.total_steps
+        if not stopped and cfg.bn_recalibrate:
+            self.recalibrate_batchnorm(cfg.bn_recalibrate)
+            wrote_at = -1
+            if self.val_set is not None:
+                self.last_metrics = self.validate()
+                yield ValidationEvent(step=self.step, metrics=dict(self.last_metrics))
         if cfg.out and wrote_at != self.step:
             path = self.save(step=self.step)
             yield CheckpointEvent(step=self.step, path=str(path), final=True)
