@@ -212,3 +212,21 @@ def test_export_command_halves_the_file(tmp_path, rgb, capsys):
     assert '"metrics": {}' in capsys.readouterr().out
     assert load_checkpoint(dst).meta.data == "noise"
     assert dst.stat().st_size < src.stat().st_size
+
+
+def test_batchnorm_recalibration_averages_batches_exactly(tmp_path, rgb):
+    from napari_colorize.training.task import recalibrate_batchnorm
+
+    bn = torch.nn.BatchNorm2d(1)
+    batches = [torch.full((2, 1, 3, 3), 1.0), torch.full((2, 1, 3, 3), 3.0)]
+    assert recalibrate_batchnorm(torch.nn.Sequential(bn).eval(), batches) == 2
+    assert torch.allclose(bn.running_mean, torch.tensor([2.0]))
+    assert bn.momentum == 0.1
+    assert not bn.training
+    assert recalibrate_batchnorm(torch.nn.Sequential(bn), []) == 0  # nothing to average: kept
+    assert torch.allclose(bn.running_mean, torch.tensor([2.0]))
+
+    out = tmp_path / "run.safetensors"
+    events = list(Trainer(tiny_config(out, max_steps=2, bn_recalibrate=2), rgb, rgb[:2]).run())
+    vals = [e for e in events if isinstance(e, ValidationEvent)]
+    assert [e.step for e in vals] == [2]  # validated once, after the recalibration
