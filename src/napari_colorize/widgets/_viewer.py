@@ -24,14 +24,45 @@ def compact_combos(*combos, characters: int = 16) -> None:
         combo.native.setMinimumContentsLength(characters)
 
 
+def _fit_height(qlabel) -> None:
+    height = qlabel.heightForWidth(qlabel.width())
+    if height > 0 and qlabel.minimumHeight() != height:
+        qlabel.setMinimumHeight(height)
+
+
+@cache
+def _fit_height_filter_class():
+    from qtpy.QtCore import QEvent, QObject
+
+    class FitHeight(QObject):
+        """Keeps a word-wrapped label as tall as its text at its current width."""
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Resize:
+                _fit_height(obj)
+            return False
+
+    return FitHeight
+
+
 def wrapping_label(label) -> None:
-    """Let a status label wrap instead of widening the dock with a long message."""
+    """Let a status label wrap instead of widening the dock with a long message.
+
+    The label takes the width it is given (never asking for more) and grows in
+    height to show all of its text: magicgui's labelled rows do not pass
+    Qt's height-for-width on, so the height is set from the text at each
+    resize and each change of text.
+    """
     from qtpy.QtWidgets import QSizePolicy
 
-    label.native.setWordWrap(True)
-    policy = label.native.sizePolicy()
+    qlabel = label.native
+    qlabel.setWordWrap(True)
+    policy = qlabel.sizePolicy()
     policy.setHorizontalPolicy(QSizePolicy.Policy.Ignored)
-    label.native.setSizePolicy(policy)
+    qlabel.setSizePolicy(policy)
+    fit = _fit_height_filter_class()(qlabel)  # parented to the label: lives as long
+    qlabel.installEventFilter(fit)
+    label.changed.connect(lambda *_: _fit_height(qlabel))
 
 
 def layer_geometry(layer) -> dict:
