@@ -16,14 +16,7 @@ STEPS = 6
 STOP_AFTER = 2  # rank 1 asks to stop here; every rank then stops after the next step
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: more threads only contend."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data():

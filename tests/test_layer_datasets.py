@@ -16,15 +16,7 @@ from napari_colorize.data.layers import (
 )
 from napari_colorize.sample_data import rgb_to_gray
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: more threads only contend."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rgb(shape, seed=0):

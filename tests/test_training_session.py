@@ -6,25 +6,7 @@ import pytest
 pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: more threads only contend."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def user_dirs(monkeypatch, tmp_path):
-    from napari_colorize import registry
-
-    monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
-    registry.reload_user_models()
-    yield tmp_path
-    registry.unregister_model("session-model", persist=False)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_session_previews_registers_releases_and_resumes(user_dirs):

@@ -8,28 +8,7 @@ from napari_colorize.widgets import training as training_module
 PLUGIN = "napari-colorize"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: more threads only contend."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def user_dirs(monkeypatch, tmp_path):
-    """Registered models and downloads go to a temporary folder; forgotten afterwards."""
-    from napari_colorize import registry
-
-    monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
-    registry.reload_user_models()
-    yield tmp_path
-    for name in list(registry.model_names()):
-        if registry.get_model(name).source == "path":
-            registry.unregister_model(name, persist=False)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""Fixtures shared by the whole suite."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_user_data(monkeypatch, tmp_path_factory):
+    """Models that tests register (``persist=True``) never reach the user's real registry."""
+    if "NAPARI_COLORIZE_DATA" not in __import__("os").environ:
+        monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path_factory.mktemp("user-data")))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: a second torch thread only contends."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def user_dirs(monkeypatch, tmp_path):
+    """Registered models and downloads go to a temporary folder and are forgotten afterwards."""
+    from napari_colorize import registry
+
+    monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
+    registry.reload_user_models()
+    yield tmp_path
+    for name in list(registry.model_names()):
+        if registry.get_model(name).source == "path":
+            registry.unregister_model(name, persist=False)
