@@ -179,7 +179,7 @@ def _add_train(sub) -> None:
         description="Train a colorizer with a named preset; the checkpoint it writes can be "
         "used at once (napari-colorize colorize --model PATH) and resumed (--resume PATH).",
     )
-    p.add_argument("--preset", metavar="NAME", help="alpha, beta-original or beta-punks")
+    p.add_argument("--preset", metavar="NAME", help="a preset name (see --list)")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument("--data", metavar="SPEC", help="punks:train, folder:PATH or an image path")
     p.add_argument("--image", metavar="PATH", help="the photo the alpha preset fits")
