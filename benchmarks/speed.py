@@ -58,6 +58,13 @@ def add_arguments(parser) -> None:
         "load average to fall below this",
     )
     parser.add_argument("--max-wait", type=float, default=300.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--chroma-size",
+        type=int,
+        default=256,
+        help="speed suite: working size of the network (default 256, a photo setting; "
+        "0: the model's own)",
+    )
 
 
 # ----------------------------------------------------------------- child side
@@ -123,10 +130,16 @@ class _NetTimer:
         self.seconds += time.perf_counter() - self._t
 
 
+def _chroma(case: dict) -> dict:
+    """The working size asked for; none given (0) keeps the model's own."""
+    size = case.get("chroma_size") or 0
+    return {"chroma_size": size} if size else {}
+
+
 def _child_case(case: dict) -> dict:
     from napari_colorize.inference import Colorizer
 
-    colorizer = Colorizer(_build_model(case["model"]), device="cpu")
+    colorizer = Colorizer(_build_model(case["model"]), device="cpu", **_chroma(case))
     timer = _NetTimer(colorizer.model)
     kind, shape = case["kind"], tuple(case["shape"])
     # warm up at the same working size and batch (oneDNN picks its kernels on first use)
@@ -177,7 +190,7 @@ def _child_flops(case: dict) -> dict:
 
     from napari_colorize.inference import Colorizer
 
-    colorizer = Colorizer(_build_model(case["model"]), device="cpu")
+    colorizer = Colorizer(_build_model(case["model"]), device="cpu", **_chroma(case))
     model = colorizer.model
     repeats = 3 if case["quick"] else 7
     rows = []
@@ -316,7 +329,8 @@ def main(args) -> int:
             _wait_for_load(args.max_load, args.max_wait)
             out = str(Path(tmp) / f"out-{len(results)}.zarr")
             case = {"model": spec, "kind": kind, "shape": shape, "dtype": dtype,
-                    "store": str(store), "out": out}  # fmt: skip
+                    "store": str(store), "out": out,
+                    "chroma_size": args.chroma_size}  # fmt: skip
             results[name] = r = _run_child(case)
             if "error" in r:
                 print(f"{name:28s} FAILED {r['error']}")
@@ -325,11 +339,13 @@ def main(args) -> int:
                       f"Mpx/s  network {r['network_seconds']:6.2f} s  peak RSS "
                       f"{r['peak_rss_mb']:6.0f} MB  load {r['load']}")  # fmt: skip
         _wait_for_load(args.max_load, args.max_wait)
-        flops = _run_child({"model": spec, "kind": "flops", "quick": quick})
+        flops = _run_child({"model": spec, "kind": "flops", "quick": quick,
+                            "chroma_size": args.chroma_size})  # fmt: skip
     lines = [
         f"Machine: {report.machine()}.  ",
         f"Date: {report.today()}. Command: `{args.command}`.  ",
-        f"Model: {described}.  ",
+        f"Model: {described}; working size "
+        f"{args.chroma_size or 'the model default'} px (longest side).  ",
         "Each case runs in a fresh process after a warm-up call (so oneDNN has picked its "
         "kernels); time is one `Colorizer.colorize` call, peak RSS is the process's VmHWM "
         "(Python, torch and the model included). The load column is this machine's load "
