@@ -133,6 +133,8 @@ def test_class_weights_favour_rare_types():
     assert w[0] > w[1] > w[3] > w[4]
     assert w[2] == 0.0
     assert float(np.dot(w, onehot.sum(0))) == pytest.approx(100, rel=1e-3)
+    full = sqrt_balanced_weights(onehot, 1.0)  # "balanced": each class weighs the same
+    assert full[0] * 1 == pytest.approx(full[3] * 45, rel=1e-3)
     heads = (("type", "softmax", 5), ("accessories", "sigmoid", 3))
     logits, targets = torch.zeros(2, 8), torch.zeros(2, 8)
     targets[0, 0] = targets[1, 4] = 1

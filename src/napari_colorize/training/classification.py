@@ -224,20 +224,22 @@ def punks_labels_data(config, data=None, image=None):
     val = PunksLabelsDataset("train", range(cut, len(punks)), flips=False, punks=punks)
     config.data = PUNKS_DATA_NOTE + " (labels)"
     options = dict(config.task_config or {})
-    if options.get("class_weights") == "sqrt-balanced":
-        options["class_weights"] = {"type": sqrt_balanced_weights(train.targets[:, :5])}
+    if options.get("class_weights") in ("sqrt-balanced", "balanced"):
+        power = 0.5 if options["class_weights"] == "sqrt-balanced" else 1.0
+        options["class_weights"] = {"type": sqrt_balanced_weights(train.targets[:, :5], power)}
         config.task_config = options
     return train, val
 
 
-def sqrt_balanced_weights(onehot) -> list[float]:
-    """Class weights ``1 / sqrt(frequency)``, scaled so that the mean weight per item is 1.
+def sqrt_balanced_weights(onehot, power: float = 0.5) -> list[float]:
+    """Class weights ``frequency ** -power``, scaled so that the mean weight per item is 1.
 
-    Halfway (in the log) between no weighting and fully balanced classes: rare
+    ``power=0.5`` (``"sqrt-balanced"``) is halfway (in the log) between no
+    weighting and fully balanced classes (``power=1``, ``"balanced"``): rare
     classes count more without a handful of items dominating the loss.
     """
     counts = np.asarray(onehot).sum(0).astype(np.float64)
-    weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
+    weights = np.where(counts > 0, np.maximum(counts, 1) ** -float(power), 0.0)
     weights /= (weights * counts).sum() / counts.sum()
     return [round(float(w), 4) for w in weights]
 
