@@ -269,7 +269,8 @@ def available_classifiers() -> list[dict]:
                 advice = (
                     f"{m['name']} is downloaded on first use from {m.get('url')} (about "
                     f"{(m.get('size') or 104_000_000) / 1e6:.0f} MB) into {cache_dir()}; "
-                    "press Load to fetch it, or copy the file there on an offline machine"
+                    "press Download weights (or call napari_colorize.registry.resolve_weights"
+                    f"({m['name']!r})), or copy the file there on an offline machine"
                 )
             else:
                 advice = m.get("error") or "its weights file is missing; reinstall napari-colorize"
