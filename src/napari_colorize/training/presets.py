@@ -2,7 +2,7 @@
 
 ``alpha``
     The originating project's first version: a tiny network fit to one photo
-    (scikit-image's astronaut, or ``image=PATH``), on random 128x128 patches of
+    (scikit-image's astronaut, or ``image=PATH``), on random 64x64 patches of
     it, validated on the whole photo. A few minutes on a laptop CPU.
 ``beta-original``
     The originating project's beta network, loss (MSE) and optimizer (RMSprop,
@@ -93,14 +93,14 @@ def _alpha_data(config, data=None, image=None):
 
         rgb, name = read_rgb(source), str(source)
     h, w = rgb.shape[:2]
-    patch = min(config.patch_size or 128, h, w)
+    patch = min(config.patch_size or 64, h, w)
     # fit several patch sizes of small images too: at least 8 px per side
     patch = max(8, patch - patch % 8) if min(h, w) >= 8 else min(h, w)
     config.patch_size = patch
     config.data = f"one image: {name} ({h}x{w})"
     if config.chroma_size is None:
         config.chroma_size = int(min(max(h, w), 512))
-    samples = max(config.batch_size * 8, 64)
+    samples = config.batch_size * 100  # an 'epoch' of 100 steps: validated that often
     train = ArrayDataset(
         rgb, patch_size=patch, flips=config.flips, seed=config.seed, samples_per_epoch=samples
     )
@@ -113,7 +113,7 @@ def _alpha_config():
 
     return TrainConfig(
         arch="alpha", model_config={"width": 16}, max_steps=1000, batch_size=16, lr=3e-3,
-        optimizer="adamw", scheduler="onecycle", loss="l1", patch_size=128,
+        optimizer="adamw", scheduler="onecycle", loss="l1", patch_size=64,
         checkpoint_every=250, preview_every=100, val_every=100, out="runs/alpha.safetensors",
     )  # fmt: skip
 
