@@ -190,6 +190,7 @@ def _add_train(sub) -> None:
     p.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per step")
     p.add_argument("--lr", type=float, metavar="X", help="peak learning rate")
+    p.add_argument("--patch-size", type=int, metavar="N", help="random crop size (with --data)")
     p.add_argument("--seed", type=int, metavar="N", help="seed of weights, data order and crops")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use")
@@ -236,6 +237,7 @@ def _run_train(args) -> int:
     overrides = {
         "epochs": args.epochs, "max_steps": args.steps, "out": args.out, "device": device,
         "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "patch_size": args.patch_size,
         "num_workers": args.num_workers,
     }  # fmt: skip
     base = None

@@ -173,6 +173,10 @@ def test_bad_data_and_configs_are_explained(rgb):
         Trainer(tiny_config(), empty).fit()
     with pytest.raises(ValueError, match="training data must be"):
         Trainer(tiny_config(), 42).fit()
+    mixed = [rgb[0], rgb[1, :6, :7]]
+    with pytest.raises(ValueError, match="differ in size"):
+        Trainer(tiny_config(batch_size=2), mixed).fit()
+    Trainer(tiny_config(batch_size=2, max_steps=1, patch_size=6), mixed).fit()
 
 
 def test_export_for_inference_in_half_precision(tmp_path, rgb):

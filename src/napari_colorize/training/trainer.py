@@ -264,7 +264,14 @@ def _seed_everything(seed: int) -> None:
 
 
 def _collate(items):
-    return tuple(torch.stack([torch.as_tensor(x) for x in parts]) for parts in zip(*items))
+    parts = [[torch.as_tensor(x) for x in part] for part in zip(*items)]
+    shapes = sorted({tuple(t.shape) for t in parts[0]})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"the images of one batch differ in size ({', '.join(map(str, shapes[:3]))}); "
+            "set a patch size (patch_size / --patch-size) so that all are cropped alike"
+        )
+    return tuple(torch.stack(part) for part in parts)
 
 
 def _to_device(batch, device):
