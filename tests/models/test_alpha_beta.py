@@ -12,6 +12,8 @@ from napari_colorize.models.beta import (
 )
 from napari_colorize.models.layers import count_macs, parse_layer
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY_BETA = BetaConfig(widths=(4, 8, 8))
 
 

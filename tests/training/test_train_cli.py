@@ -6,6 +6,8 @@ import pytest
 from napari_colorize.cli import main
 from napari_colorize.training.presets import get_preset, list_presets, preset_run
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture
 def tiny_png(tmp_path):

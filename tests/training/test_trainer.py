@@ -17,6 +17,8 @@ from napari_colorize.training.events import (
 )
 from napari_colorize.training.trainer import TrainConfig, Trainer, export_model
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {"widths": [4, 8]}
 
 
