@@ -55,7 +55,7 @@ def test_default_config_matches_the_bundled_classifier():
     assert punks_classifier_config().heads == heads
     assert PUNKS_CLASSIFIER["width"] == 0.25
     with pytest.raises(ValueError, match="embedding"):
-        FusionConfig(embedding="features")
+        FusionConfig(embedding="pixels")
     with pytest.raises(ValueError, match=r"FusionConfig\.beta"):
         FusionConfig(beta={"nope": 1})
 
@@ -75,7 +75,7 @@ def test_shapes(size):
         model(l_net, embedding=torch.zeros(2, 7))
 
 
-def test_embedding_changes_the_output_and_logits_option():
+def test_embedding_changes_the_output_and_other_embeddings():
     model = ready_model().eval()
     l_net = torch.zeros(1, 1, 16, 16)
     a = model(l_net, embedding=torch.tensor([[1.0, 0, 0, 0, 0, 0, 0, 0]]))
@@ -83,6 +83,10 @@ def test_embedding_changes_the_output_and_logits_option():
     assert not torch.allclose(a, b)
     logits = ready_model(embedding="logits").eval()
     assert not torch.allclose(logits.embed(l_net)[:, :5].sum(), torch.tensor(1.0))
+    features = ready_model(embedding="features").eval()
+    assert features.embedding_size == features.classifier.num_features
+    assert features.embed(l_net).shape == (1, features.classifier.num_features)
+    assert features(l_net).shape == (1, 2, 16, 16)
 
 
 def test_frozen_classifier_gets_no_gradient_and_keeps_its_bn_stats():

@@ -48,7 +48,7 @@ __all__ = [
     "punks_classifier_config",
 ]
 
-EMBEDDINGS = ("probabilities", "logits")
+EMBEDDINGS = ("probabilities", "logits", "features")
 
 #: The bundled ``inception-punks`` classifier: gray L in, 24x24 punks enlarged to 99x99,
 #: a quarter of Inception v3's channels, the five punk types (softmax) then 87 accessories.
@@ -83,9 +83,10 @@ class FusionConfig:
         The registered model name (or checkpoint path) whose weights a newly built
         model's classifier gets before training; recorded for provenance. A saved
         full model carries the classifier's weights itself.
-    embedding : {"probabilities", "logits"}
-        What is tiled: the heads' probabilities (softmax/sigmoid per head) or the
-        raw logits.
+    embedding : {"probabilities", "logits", "features"}
+        What is tiled: the heads' probabilities (softmax/sigmoid per head), the
+        raw logits, or the globally pooled features the classifier's ``fc``
+        reads (``num_features``: 512 at width 0.25).
     freeze_classifier : bool
         Keep the classifier fixed (no gradients, eval mode). Always true in the
         presets; false only for experiments.
@@ -151,7 +152,7 @@ class FusionColorizer(nn.Module):
         Encoder and decoder (its own ``forward`` is not used).
     classifier : InceptionV3
     fusion : torch.nn.Module
-        1x1 conv (+ norm + ReLU) from ``encoder_channels + num_classes`` back to
+        1x1 conv (+ norm + ReLU) from ``encoder_channels + embedding_size`` back to
         ``encoder_channels``.
     classifier_ready : torch.Tensor
         Scalar buffer, 1 once the classifier holds trained weights (saved with the model).
@@ -164,9 +165,13 @@ class FusionColorizer(nn.Module):
         self.colorizer = BetaColorizer(beta)
         self.classifier = InceptionV3(config.classifier_config())
         self.num_classes = self.classifier.config.num_classes
+        #: Length of the vector tiled over the features (see ``FusionConfig.embedding``).
+        self.embedding_size = (
+            self.classifier.num_features if config.embedding == "features" else self.num_classes
+        )
         c = self.colorizer.encoder_channels
         norm = beta.norm if beta.layout == "unet" else "none"
-        self.fusion = ConvNormAct(c + self.num_classes, c, kernel=1, norm=norm)
+        self.fusion = ConvNormAct(c + self.embedding_size, c, kernel=1, norm=norm)
         self.register_buffer("classifier_ready", torch.zeros((), dtype=torch.uint8))
         if config.freeze_classifier:
             self.classifier.requires_grad_(False)
@@ -196,32 +201,35 @@ class FusionColorizer(nn.Module):
         self.classifier_ready.fill_(1)
 
     def embed(self, l_net: torch.Tensor) -> torch.Tensor:
-        """The class vector ``(N, num_classes)`` of ``l_to_net(L)`` ``(N, 1, H, W)``.
+        """The class vector ``(N, embedding_size)`` of ``l_to_net(L)`` ``(N, 1, H, W)``.
 
-        Probabilities (each head's softmax or sigmoid) or logits, per
-        ``config.embedding``; no gradient reaches a frozen classifier.
+        Probabilities (each head's softmax or sigmoid), logits or pooled features,
+        per ``config.embedding``; no gradient reaches a frozen classifier.
         """
         if l_net.ndim != 4 or l_net.shape[1] != 1:
             raise ValueError(f"expected L as (N, 1, H, W), got shape {tuple(l_net.shape)}")
         frozen = self.config.freeze_classifier
         with torch.no_grad() if frozen else torch.enable_grad():
-            logits = self.classifier(l_net)
-            if isinstance(logits, tuple):  # training mode with aux logits
-                logits = logits[0]
-            out = (
-                self.classifier.probabilities(logits)
-                if self.config.embedding == "probabilities"
-                else logits
-            )
+            if self.config.embedding == "features":
+                out = self.classifier.features(l_net)
+            else:
+                logits = self.classifier(l_net)
+                if isinstance(logits, tuple):  # training mode with aux logits
+                    logits = logits[0]
+                out = (
+                    self.classifier.probabilities(logits)
+                    if self.config.embedding == "probabilities"
+                    else logits
+                )
         return out.detach() if frozen else out
 
     def fuse(self, features: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         """Tile ``embedding`` (N, K) over ``features`` (N, C, h, w), concatenate, 1x1 conv."""
         n, _, h, w = features.shape
-        if embedding.shape != (n, self.num_classes):
+        k = self.embedding_size
+        if embedding.shape != (n, k):
             raise ValueError(
-                f"embedding must be (N, {self.num_classes}) = ({n}, {self.num_classes}), "
-                f"got {tuple(embedding.shape)}"
+                f"embedding must be (N, {k}) = ({n}, {k}), got {tuple(embedding.shape)}"
             )
         tiled = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, h, w)
         return self.fusion(torch.cat([features, tiled], dim=1))
