@@ -103,6 +103,18 @@ def table(results: dict, names: dict) -> str:
     return "\n".join(lines)
 
 
+def verdict(results: dict) -> str:
+    """One sentence: does full beat beta on ciede2000_fg (overall), and by how much."""
+    b, f = results["beta"]["all"]["ciede2000_fg"], results["full"]["all"]["ciede2000_fg"]
+    change = 100 * (f - b) / b
+    if f < b:
+        return f"**full-punks beats beta-punks** on `ciede2000_fg` by {-change:.1f} %."
+    return (
+        f"**full-punks does not beat beta-punks** on `ciede2000_fg` ({change:+.1f} %); "
+        "see [full.md](full.md#does-class-knowledge-help-the-punks) for why, and what was tried."
+    )
+
+
 def main(args) -> int:
     import torch
 
@@ -121,6 +133,7 @@ def main(args) -> int:
             "difference over the punks' own pixels (alpha > 0; lower is better), by punk "
             "type (*human* = female or male; the test split has no alien).\n\n"
             f"{text}\n\n"
+            f"{verdict(results)}\n\n"
             "Both were trained by their presets (`napari-colorize train --preset beta-punks` / "
             "`--preset full-punks`: the same 8,500 punks, flips, batch 32, 40 epochs, "
             "one-cycle AdamW, ΔE loss; validated on train ids 8500-8999, never on the test "
