@@ -173,6 +173,28 @@ def test_short_training_run_and_self_contained_checkpoint(tmp_path, classifier_f
     assert isinstance(task, FusionTask)
 
 
+def test_a_residual_full_model_starts_as_its_beta_prior(tmp_path, classifier_file):
+    torch.manual_seed(3)
+    beta = registry.build_model("beta", BETA).eval()
+    prior = tmp_path / "beta.safetensors"
+    save_checkpoint(prior, beta.state_dict(), arch="beta", config=beta.config.to_dict())
+    cfg = tiny_config(classifier_source=str(classifier_file), residual=True)
+    model = registry.build_model("full", cfg)
+    FusionTask(model, TrainConfig(arch="full", task_config={"prior": str(prior)}))
+    model.eval()
+    x = torch.rand(2, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), beta(x))  # zero-initialised correction
+        model.fusion[1].bias.fill_(0.5)
+        assert not torch.allclose(model(x), beta(x))  # trained, the class vector acts
+    plain = registry.build_model("full", tiny_config(classifier_source=str(classifier_file)))
+    with pytest.raises(ValueError, match="residual"):
+        FusionTask(plain, TrainConfig(arch="full", task_config={"prior": str(prior)}))
+    wider = registry.build_model("full", {**cfg, "beta": {"widths": [4, 16]}})
+    with pytest.raises(ValueError, match="does not fit"):
+        FusionTask(wider, TrainConfig(arch="full", task_config={"prior": str(prior)}))
+
+
 def test_presets_listed_and_fair():
     from napari_colorize.training.presets import get_preset, list_presets
 
@@ -181,7 +203,8 @@ def test_presets_listed_and_fair():
     full, beta = full_punks_config(), get_preset("beta-punks").config()
     assert full.arch == "full"
     assert full.task == TASK
-    same = ("epochs", "max_steps", "batch_size", "lr", "weight_decay", "optimizer",
-            "scheduler", "loss", "seed", "flips")  # fmt: skip
+    assert full.model_config == {"residual": True}
+    assert full.task_config == {"prior": "beta-punks"}  # fine-tunes the bundled beta
+    same = ("batch_size", "weight_decay", "optimizer", "scheduler", "loss", "seed", "flips")
     assert {k: getattr(full, k) for k in same} == {k: getattr(beta, k) for k in same}
     assert get_preset("inception-punks").config().task.endswith(":ClassificationTask")

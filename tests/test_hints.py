@@ -151,6 +151,17 @@ def test_sampled_hints_reveal_patch_means_reproducibly():
     assert out.shape == (4, 3, 12, 12)
 
 
+def test_hint_positions_follow_weights():
+    ab = torch.rand(2, 2, 6, 6) - 0.5
+    weights = torch.zeros(2, 6, 6)
+    weights[0, 1, 2] = 1.0  # image 0: only pixel (1, 2); image 1: all zero -> uniform
+    hints = sample_hints(ab, [5, 30], 0, radius=0, weights=weights)
+    assert torch.nonzero(hints[0, 2]).tolist() == [[1, 2]]
+    assert int(hints[1, 2].sum()) > 10
+    with pytest.raises(ValueError, match="weights"):
+        sample_hints(ab, 1, 0, weights=-weights - 1)
+
+
 def test_hint_counts_are_geometric():
     counts = hint_counts(20_000, 0.125, 0)
     assert abs(float(counts.float().mean()) - 7.0) < 0.3
@@ -183,6 +194,53 @@ def test_own_architectures_take_hints_through_their_configs():
     torch.testing.assert_close(beta(x, noisy), beta(x, hints))
     with pytest.raises(ValueError, match="mask"):
         beta(x, hints * 2)
+
+
+def test_local_hints_change_colours_only_near_a_hint():
+    with pytest.raises(ValueError, match="local_hints"):
+        registry.build_model("beta", {"widths": [4, 8], "local_hints": True})
+    torch.manual_seed(0)
+    model = registry.build_model(
+        "beta", {"widths": [4, 8], "in_channels": 4, "local_hints": True}
+    ).eval()
+    x = torch.rand(1, 1, 16, 16) * 2 - 1
+    hints = torch.zeros(1, 3, 16, 16)
+    hints[0, :2, 2, 3] = torch.tensor([0.4, -0.2])
+    hints[0, 2, 2, 3] = 1.0
+    with torch.no_grad():
+        alone = model(x)
+        torch.testing.assert_close(model(x, hints), alone)  # a fresh branch changes nothing
+        model.hint_branch.out.bias.copy_(torch.tensor([0.3, 0.3]))
+        hinted = model(x, hints)
+        torch.testing.assert_close(model(x), alone)  # no hints: the prediction from L
+    changed = (hinted - alone).abs().sum(1)[0] > 1e-6
+    reach = model.hint_branch.reach
+    assert changed[2, 3]
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    assert int((ys - 2).abs().max()) <= reach
+    assert int((xs - 3).abs().max()) <= reach
+    assert not changed[2 + reach + 1 :].any()
+
+
+def test_a_beta_model_is_the_prior_of_a_local_hints_model(tmp_path):
+    from napari_colorize.training.hints import load_prior
+
+    torch.manual_seed(0)
+    plain = registry.build_model("beta", {"widths": [4, 8]}).eval()
+    path = tmp_path / "plain.safetensors"
+    save_checkpoint(path, plain.state_dict(), arch="beta", config=plain.config.to_dict())
+    hinted = registry.build_model(
+        "beta", {"widths": [4, 8], "in_channels": 4, "local_hints": True}
+    ).eval()
+    load_prior(hinted, path)
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(hinted(x), plain(x))
+    wider = registry.build_model(
+        "beta", {"widths": [4, 16], "in_channels": 4, "local_hints": True}
+    )
+    with pytest.raises(ValueError, match="does not fit"):
+        load_prior(wider, path)
 
 
 def test_hint_checkpoints_say_so_in_their_metadata(tmp_path):
@@ -269,6 +327,28 @@ def test_evaluate_hints_falls_as_hints_grow(hint_trained, tmp_path):
         evaluate_hints(plain, 1, str(tmp_path))
 
 
+def test_recolouring_changes_one_colour_and_hints_it():
+    from napari_colorize.training.hints import HintSampler, recolor
+
+    ab = torch.zeros(6, 2, 8, 8)
+    ab[:, 0, :4] = 0.3  # two colours: reddish top, gray bottom
+    target, (images, ys, xs) = recolor(ab, 1.0, torch.Generator().manual_seed(0))
+    assert images.tolist() == list(range(6))
+    for i, y, x in zip(images.tolist(), ys.tolist(), xs.tolist()):
+        rows = slice(0, 4) if y < 4 else slice(4, 8)
+        others = slice(4, 8) if y < 4 else slice(0, 4)
+        assert torch.equal(target[i, :, others], ab[i, :, others])  # the other colour kept
+        new = target[i, :, y, x]
+        assert torch.all(target[i, :, rows] == new[:, None, None])  # the whole colour changed
+        assert float(torch.linalg.vector_norm(new - ab[i, :, y, x])) > 10 / 128
+    sampler = HintSampler(hint_p=1.0, recolor=1.0)  # no random hints: only the forced one
+    hints, target = sampler(ab, torch.Generator().manual_seed(1))
+    assert torch.equal(hints[:, 2].sum((1, 2)), torch.ones(6))
+    mask = hints[:, 2:3] > 0
+    torch.testing.assert_close(hints[:, :2] * mask, target * mask)
+    assert not torch.equal(target, ab)
+
+
 def test_training_with_hints_needs_a_hint_aware_model_and_known_options():
     with pytest.raises(ValueError, match="in_channels': 4"):
         HintColorizationTask(registry.build_model("beta", {"widths": [4, 8]}), TrainConfig())
@@ -284,7 +364,9 @@ def test_beta_punks_hints_preset():
 
     config = beta_punks_hints_config()
     assert get_preset("beta-punks-hints").config() == config
-    assert config.model_config == {"in_channels": 4}
+    assert config.model_config == {"in_channels": 4, "local_hints": True}
+    assert config.task_config["prior"] == "beta-punks"
+    assert config.task_config["freeze_prior"]
     assert config.task == TASK
     base = get_preset("beta-punks").config()
     assert (config.loss, config.batch_size, config.lr) == (base.loss, base.batch_size, base.lr)

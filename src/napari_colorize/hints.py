@@ -443,7 +443,7 @@ def _radius_range(radius) -> tuple[int, int]:
     return lo, hi
 
 
-def sample_hints(ab, n, rng=None, radius=1):
+def sample_hints(ab, n, rng=None, radius=1, weights=None):
     """Hints revealed from the true colours, as Zhang et al. 2017 train and measure.
 
     Each hint sits at a uniformly random pixel and reveals the mean ab of the
@@ -463,6 +463,10 @@ def sample_hints(ab, n, rng=None, radius=1):
         int gives the same hints for the same ``ab`` shape and ``n`` every time.
     radius : int or (int, int)
         Patch half-width, or a range ``(min, max)`` drawn uniformly per hint.
+    weights : torch.Tensor, optional
+        ``(N, H, W)`` non-negative: hint positions are drawn with probability
+        proportional to them (e.g. a model's error, to hint where it is wrong)
+        instead of uniformly.
 
     Returns
     -------
@@ -490,8 +494,21 @@ def sample_hints(ab, n, rng=None, radius=1):
     gen = _torch_generator(rng)
     total = int(counts.sum())
     image = torch.repeat_interleave(torch.arange(n_img), counts)
-    ys = torch.randint(0, h, (total,), generator=gen)
-    xs = torch.randint(0, w, (total,), generator=gen)
+    if weights is None:
+        ys = torch.randint(0, h, (total,), generator=gen)
+        xs = torch.randint(0, w, (total,), generator=gen)
+    else:
+        wt = torch.as_tensor(weights, dtype=torch.float64).detach().cpu().reshape(n_img, h * w)
+        if wt.shape != (n_img, h * w) or bool((wt < 0).any()) or not bool(wt.isfinite().all()):
+            raise ValueError(f"weights must be finite, >= 0 and of shape {(n_img, h, w)}")
+        wt = torch.where(wt.sum(1, keepdim=True) > 0, wt, torch.ones_like(wt))
+        most = int(counts.max()) if total else 0
+        flat = torch.zeros((n_img, 0), dtype=torch.int64)
+        if most:
+            flat = torch.multinomial(wt, most, replacement=True, generator=gen)
+        keep = torch.arange(most)[None, :] < counts[:, None]
+        flat = flat[keep]  # image-major, as ``image``
+        ys, xs = flat // w, flat % w
     rs = (
         torch.randint(lo, hi + 1, (total,), generator=gen)
         if hi > lo

@@ -40,6 +40,7 @@ __all__ = [
     "PRESETS",
     "BetaColorizer",
     "BetaConfig",
+    "LocalHints",
     "beta_original_config",
 ]
 
@@ -73,6 +74,16 @@ class BetaConfig:
         unless set).
     encoder_layers, decoder_layers : tuple of str
         Layer specs of the sequential layout.
+    local_hints : bool
+        For hint-aware U-Nets (``in_channels=4``): the U-Net sees L only and
+        the hints act through a small full-resolution branch
+        (:class:`LocalHints`) that sees L, the hints, the U-Net's prediction and
+        its last features, and corrects the prediction near the hints. A hint
+        then changes colours only within
+        :attr:`LocalHints.reach` pixels, stopping at edges it learns from L.
+        Concatenating hints to L instead lets them act anywhere, and where L
+        all but fixes the colour (CryptoPunks) such a network learns to ignore
+        them.
     """
 
     layout: str = "unet"
@@ -83,6 +94,7 @@ class BetaConfig:
     norm: str = "batch"
     encoder_layers: tuple[str, ...] = field(default_factory=tuple)
     decoder_layers: tuple[str, ...] = field(default_factory=tuple)
+    local_hints: bool = False
 
     def __post_init__(self):
         # JSON metadata gives lists back; keep tuples so configs compare equal.
@@ -102,6 +114,10 @@ class BetaConfig:
         if self.layout == "sequential" and not self.encoder_layers:
             raise ValueError(
                 "the sequential layout needs encoder_layers (e.g. beta_original_config())"
+            )
+        if self.local_hints and (self.layout != "unet" or self.in_channels != 4):
+            raise ValueError(
+                "BetaConfig.local_hints needs the unet layout with in_channels=4 (L + hints)"
             )
 
     def to_dict(self) -> dict:
@@ -146,6 +162,43 @@ class _DecoderStage(nn.Module):
         return self.refine(self.project(x) + skip)
 
 
+class LocalHints(nn.Module):
+    """Correct a prediction near user hints, locally: ``ab = prior + near * delta``.
+
+    Dilated 3x3 convs (no normalisation: the statistics of sparse hints vary
+    too much) over ``[features, L, hints, prior ab, (hint ab - prior ab) *
+    mask]`` predict a correction ``delta``. It is applied only within
+    :attr:`reach` pixels of a hint (``near``), so without hints the output is
+    the prediction from L unchanged, and starts at zero (zero-initialised last
+    conv). Seeing how far each hint is from the prediction makes "take the
+    hint's colour, over the region it lies in" a simple function to learn; a
+    gate that blends a separately predicted colour instead shuts before that
+    colour has been learnt.
+    """
+
+    def __init__(self, c_features: int, width: int = 24, dilations=(1, 2, 4, 1)):
+        super().__init__()
+        layers, c = [], c_features + 1 + 3 + 2 + 2
+        for d in dilations:
+            layers += [nn.Conv2d(c, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
+            c = width
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Conv2d(width, 2, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        #: How far (pixels) a hint's influence reaches.
+        self.reach = sum(dilations) + 1
+
+    def forward(self, features, inputs, prior):
+        """``features`` (N,C,H,W), ``inputs`` = L + hints (N,4,H,W), ``prior`` ab (N,2,H,W)."""
+        mask = inputs[:, 3:4]
+        gap = (inputs[:, 1:3] - prior) * mask
+        delta = self.out(self.body(torch.cat([features, inputs, prior, gap], dim=1)))
+        k = 2 * self.reach + 1
+        near = F.max_pool2d((mask > 0).to(prior.dtype), k, stride=1, padding=self.reach)
+        return prior + near * delta
+
+
 class BetaColorizer(nn.Module):
     """Predict ab from L: ``forward(l (N,1,H,W)) -> ab (N,2,H,W)`` in [-1, 1].
 
@@ -168,8 +221,9 @@ class BetaColorizer(nn.Module):
             return
         w = config.widths
         stages = []
+        c_input = 1 if config.local_hints else config.in_channels
         for i, c in enumerate(w):
-            c_prev = config.in_channels if i == 0 else w[i - 1]
+            c_prev = c_input if i == 0 else w[i - 1]
             convs = [ConvNormAct(c_prev, c, stride=1 if i == 0 else 2, norm=config.norm)]
             convs += [
                 ConvNormAct(c, c, norm=config.norm) for _ in range(config.convs_per_stage - 1)
@@ -181,6 +235,8 @@ class BetaColorizer(nn.Module):
             for i in reversed(range(len(w) - 1))
         )
         self.head = nn.Sequential(nn.Conv2d(w[0], 2, 3, padding=1), nn.Tanh())
+        if config.local_hints:
+            self.hint_branch = LocalHints(w[0])
         self.downsampling = 2 ** (len(w) - 1)
         self.encoder_channels = w[-1]
 
@@ -215,6 +271,11 @@ class BetaColorizer(nn.Module):
         if self.config.layout == "sequential":
             return self.encoder(x), []
         skips = []
+        if self.config.local_hints:
+            # the input (L + hints) rides first among the skips to the local hint branch;
+            # the U-Net itself sees only L
+            skips.append(x)
+            x = x[:, :1]
         for stage in self.stages:
             x = stage(x)
             skips.append(x)
@@ -225,9 +286,13 @@ class BetaColorizer(nn.Module):
         if self.config.layout == "sequential":
             return self.decoder(features)
         x = features
+        # zip stops at the last decoder stage: a local-hints input, first in skips, is left
         for stage, skip in zip(self.decoder_stages, reversed(skips)):
             x = stage(x, skip)
-        return self.head(x)
+        ab = self.head(x)
+        if self.config.local_hints:
+            ab = self.hint_branch(x, skips[0], ab)
+        return ab
 
     def forward(self, l_net, hints=None):
         """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W)."""

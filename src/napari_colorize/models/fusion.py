@@ -90,6 +90,12 @@ class FusionConfig:
     freeze_classifier : bool
         Keep the classifier fixed (no gradients, eval mode). Always true in the
         presets; false only for experiments.
+    residual : bool
+        Fuse as a correction, ``features + conv(concat)`` with the last conv
+        zero-initialised, instead of replacing the features by ``conv(concat)``.
+        A residual full model starts as exactly its beta (whose trained weights
+        it can take, see ``prior`` in :class:`~napari_colorize.training.fusion.FusionTask`),
+        so the class vector only adds what it knows.
     """
 
     beta: dict = field(default_factory=dict)
@@ -97,6 +103,7 @@ class FusionConfig:
     classifier_source: str | None = "inception-punks"
     embedding: str = "probabilities"
     freeze_classifier: bool = True
+    residual: bool = False
 
     def __post_init__(self):
         self.beta = _as_dict(self.beta, "beta")
@@ -130,6 +137,7 @@ class FusionConfig:
             "classifier_source": self.classifier_source,
             "embedding": self.embedding,
             "freeze_classifier": self.freeze_classifier,
+            "residual": self.residual,
         }
 
 
@@ -153,7 +161,8 @@ class FusionColorizer(nn.Module):
     classifier : InceptionV3
     fusion : torch.nn.Module
         1x1 conv (+ norm + ReLU) from ``encoder_channels + embedding_size`` back to
-        ``encoder_channels``.
+        ``encoder_channels``; with ``config.residual`` followed by a zero-initialised
+        1x1 conv whose output is added to the features.
     classifier_ready : torch.Tensor
         Scalar buffer, 1 once the classifier holds trained weights (saved with the model).
     """
@@ -172,6 +181,10 @@ class FusionColorizer(nn.Module):
         c = self.colorizer.encoder_channels
         norm = beta.norm if beta.layout == "unet" else "none"
         self.fusion = ConvNormAct(c + self.embedding_size, c, kernel=1, norm=norm)
+        if config.residual:
+            self.fusion = nn.Sequential(self.fusion, nn.Conv2d(c, c, 1))
+            nn.init.zeros_(self.fusion[1].weight)
+            nn.init.zeros_(self.fusion[1].bias)
         self.register_buffer("classifier_ready", torch.zeros((), dtype=torch.uint8))
         if config.freeze_classifier:
             self.classifier.requires_grad_(False)
@@ -232,7 +245,8 @@ class FusionColorizer(nn.Module):
                 f"embedding must be (N, {k}) = ({n}, {k}), got {tuple(embedding.shape)}"
             )
         tiled = embedding.to(features.dtype)[:, :, None, None].expand(-1, -1, h, w)
-        return self.fusion(torch.cat([features, tiled], dim=1))
+        fused = self.fusion(torch.cat([features, tiled], dim=1))
+        return features + fused if self.config.residual else fused
 
     def forward(self, l_net, hints=None, embedding=None):
         """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W).

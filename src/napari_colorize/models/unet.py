@@ -343,17 +343,23 @@ class UNetColorizer(nn.Module):
         depth = len(w)
         enc_attn = cfg.attention_in in ("encoder", "both")
         dec_attn = cfg.attention_in in ("decoder", "both")
+        sn = cfg.spectral_norm
         self.stem = (
             nn.Sequential(
-                sn_conv(cfg.in_channels, cfg.stem, 3, sn=cfg.spectral_norm),
-                nn.LeakyReLU(0.2, inplace=True),
+                # pix2pix: no normalisation on the first conv
+                ConvBlock(cfg.in_channels, cfg.stem, norm="none", sn=sn, leaky=True),
+                *[
+                    ConvBlock(cfg.stem, cfg.stem, norm=cfg.norm, sn=sn, leaky=True)
+                    for _ in range(cfg.convs)
+                ],
             )
             if cfg.stem
             else None
         )
+        c_first = cfg.stem or cfg.in_channels
         self.encoder = nn.ModuleList(
             _EncoderLevel(
-                cfg.in_channels if i == 0 else w[i - 1], w[i], cfg, i == 0,
+                c_first if i == 0 else w[i - 1], w[i], cfg, i == 0 and not cfg.stem,
                 enc_attn and i in cfg.attention,
             )
             for i in range(depth)
@@ -402,7 +408,9 @@ class UNetColorizer(nn.Module):
     def forward(self, l_net, hints=None):
         """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W)."""
         x, size = self.prepare_input(l_net, hints)
-        stem = self._run(self.stem, x) if self.stem is not None else None
+        stem = None
+        if self.stem is not None:
+            x = stem = self._run(self.stem, x)
         skips = []
         for level in self.encoder:
             x = self._run(level, x)

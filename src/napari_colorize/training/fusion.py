@@ -27,11 +27,17 @@ import torch
 
 from .task import ColorizationTask
 
-__all__ = ["TASK", "FusionTask", "full_punks_config", "load_classifier_weights"]
+__all__ = [
+    "TASK",
+    "FusionTask",
+    "full_punks_config",
+    "load_beta_prior",
+    "load_classifier_weights",
+]
 
 #: The ``TrainConfig.task`` string of :class:`FusionTask`.
 TASK = "napari_colorize.training.fusion:FusionTask"
-_OPTIONS = {"cache_embeddings", "cache_size"}
+_OPTIONS = {"cache_embeddings", "cache_size", "prior"}
 
 
 def load_classifier_weights(model, source) -> None:
@@ -70,6 +76,42 @@ def load_classifier_weights(model, source) -> None:
     model.load_classifier_state(ckpt.model_state)
 
 
+def load_beta_prior(model, source) -> None:
+    """Copy a trained ``beta`` model's weights into a full model's encoder and decoder.
+
+    With ``FusionConfig.residual`` the full model then colours exactly as that
+    beta until training teaches the fusion what the class vector adds.
+
+    Raises
+    ------
+    ValueError
+        ``source`` is not a ``beta`` model of the same configuration, or the full
+        model does not fuse residually (its fusion would scramble the prior's
+        features).
+    """
+    from ..checkpoint import load_checkpoint
+
+    path = Path(str(source)).expanduser()
+    if not path.is_file():
+        from ..registry import resolve_weights
+
+        path = resolve_weights(str(source))
+    ckpt = load_checkpoint(path)
+    ours = model.colorizer.state_dict()
+    theirs = ckpt.model_state
+    wrong = sorted(set(ours) ^ set(theirs)) + sorted(
+        k for k in ours if k in theirs and tuple(ours[k].shape) != tuple(theirs[k].shape)
+    )
+    if ckpt.meta.arch != "beta" or wrong or not model.config.residual:
+        raise ValueError(
+            f"the prior {source!r} ({ckpt.meta.arch}) does not fit this full model"
+            + (f" (keys {wrong[:4]})" if wrong else "")
+            + "; a prior needs model_config['residual'] = True and a beta model of the same "
+            "beta config (e.g. prior='beta-punks' for the full-punks preset)"
+        )
+    model.colorizer.load_state_dict({k: v.to(ours[k].dtype) for k, v in theirs.items()})
+
+
 class FusionTask(ColorizationTask):
     """Train a :class:`~napari_colorize.models.fusion.FusionColorizer` on ``(l, ab)`` batches.
 
@@ -78,8 +120,10 @@ class FusionTask(ColorizationTask):
     model : FusionColorizer
     config : TrainConfig
         ``loss`` as for the colorizers; ``task_config`` may set
-        ``cache_embeddings`` (default True) and ``cache_size`` (most cached
-        inputs, default 200,000; the oldest are dropped first).
+        ``cache_embeddings`` (default True), ``cache_size`` (most cached
+        inputs, default 200,000; the oldest are dropped first) and ``prior``
+        (a ``beta`` model name or file whose weights start the encoder and
+        decoder, see :func:`load_beta_prior`).
     """
 
     def __init__(self, model, config=None):
@@ -104,6 +148,8 @@ class FusionTask(ColorizationTask):
                     "(e.g. 'inception-punks') or start from a full model checkpoint"
                 )
             load_classifier_weights(model, source)
+        if options.get("prior"):
+            load_beta_prior(model, options["prior"])
 
     def embeddings(self, l_net: torch.Tensor) -> torch.Tensor:
         """The frozen classifier's class vectors of ``l_net`` (N,1,H,W), cached by content."""
@@ -145,10 +191,19 @@ class FusionTask(ColorizationTask):
 
 
 def full_punks_config():
-    """The ``full-punks`` preset's config: ``beta-punks``'s with the ``full`` architecture."""
+    """The ``full-punks`` preset: ``beta-punks`` fine-tuned with the class vector fused in.
+
+    A residual full model (:class:`~napari_colorize.models.fusion.FusionConfig`
+    ``residual=True``) starts from the bundled ``beta-punks`` weights, so it
+    starts out colouring exactly as ``beta-punks``; 10 epochs at a third of
+    ``beta-punks``' learning rate (same data, loss, batch and one-cycle
+    schedule) then teach it what the frozen ``inception-punks``
+    probabilities add.
+    """
     from .presets import get_preset
 
     base = get_preset("beta-punks").config()
     return dataclasses.replace(
-        base, arch="full", model_config={}, task=TASK, out="runs/full-punks.safetensors"
-    )
+        base, arch="full", model_config={"residual": True}, task=TASK, epochs=10,
+        lr=base.lr / 3, task_config={"prior": "beta-punks"}, out="runs/full-punks.safetensors",
+    )  # fmt: skip
