@@ -196,3 +196,25 @@ def test_bad_data_gives_a_clear_message_and_starts_nothing(make_napari_viewer, u
     assert "built-in model" in errors[-1]
     assert widget.preview_layer is None
     assert not (user_dirs / "bad.safetensors").exists()
+
+
+def test_a_gan_run_shows_generator_and_discriminator_losses(
+    make_napari_viewer, qtbot, user_dirs, errors
+):
+    viewer = make_napari_viewer()
+    rgb = viewer.add_image(_stack(), name="planes", rgb=True)
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Training")
+    _wait_probe(qtbot, widget)
+    assert "arch:gan" in [v for _label, v in widget._start_choices()]
+    _configure(widget, [rgb], user_dirs / "runs" / "gan.safetensors", steps=10, name="tiny-gan")
+    widget.start_from.value = "arch:gan"
+    widget.model_config.value = '{"widths": [8, 16], "stem": 4, "attention": [1]}'
+    _train(qtbot, widget)
+    assert errors == []
+    plot = widget.loss_plot
+    # 60% generator pretraining, 10% discriminator, then adversarial (the default schedule)
+    assert len(plot.series["discriminator"]) >= 4
+    assert 6 <= len(plot.series["train"]) < 10  # no generator step while D pretrains
+    assert plot.labels["train"] == "generator"
+    plot.clear()
+    assert plot.labels["train"] == "train"

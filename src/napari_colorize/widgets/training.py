@@ -59,15 +59,37 @@ _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors);;All files (*)"
 
 
 class LossPlot(QWidget):
-    """A small live plot of the training and validation loss (two polylines, log-free)."""
+    """A small live plot of the losses: training, validation and, for GANs, the discriminators'.
+
+    A GAN run's training loss is its generator's; once discriminator losses
+    arrive the training series is labelled *generator* and the
+    discriminators' mean loss (``(d_real + d_fake) / 2``) gets a series of its own.
+    """
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.colors = {"train": QColor(80, 160, 255), "val": QColor(255, 150, 40)}
-        self.series: dict[str, list[tuple[float, float]]] = {"train": [], "val": []}
+        self.colors = {
+            "train": QColor(80, 160, 255),
+            "val": QColor(255, 150, 40),
+            "discriminator": QColor(220, 80, 200),
+        }
+        self.labels = {"train": "train", "val": "val", "discriminator": "discriminators"}
+        self.series: dict[str, list[tuple[float, float]]] = {k: [] for k in self.colors}
         self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip("loss per step: training (blue) and validation (orange)")
+        self.setToolTip(
+            "loss per step: training (blue; a GAN's generator), validation (orange), "
+            "a GAN's discriminators (magenta)"
+        )
+
+    def add_step(self, step: float, loss: float, losses: dict) -> None:
+        """Plot one training step's losses (``StepEvent.loss`` and ``.losses``)."""
+        if "d_real" in losses and "d_fake" in losses:
+            self.labels["train"] = "generator"
+            self.add("discriminator", step, 0.5 * (losses["d_real"] + losses["d_fake"]))
+            if "g_adv" not in losses:  # discriminator pretraining: no generator step
+                return
+        self.add("train", step, loss)
 
     def add(self, name: str, step: float, value: float) -> None:
         if not math.isfinite(value):
@@ -81,6 +103,7 @@ class LossPlot(QWidget):
     def clear(self) -> None:
         for points in self.series.values():
             points.clear()
+        self.labels["train"] = "train"
         self.update()
 
     def paintEvent(self, event):
@@ -121,6 +144,12 @@ class LossPlot(QWidget):
                 painter.drawEllipse(poly[0], 2, 2)
             else:
                 painter.drawPolyline(poly)
+        x = rect.left() + 6
+        for name, series in self.series.items():  # legend of the series shown
+            if series:
+                painter.setPen(QPen(self.colors[name]))
+                painter.drawText(x, rect.top() + 12, self.labels[name])
+                x += painter.fontMetrics().horizontalAdvance(self.labels[name]) + 10
         painter.end()
 
 
@@ -507,7 +536,7 @@ class TrainingWidget(Container):
         elif isinstance(event, StepEvent):
             self.progress.max = max(1, event.total_steps)
             self.progress.value = min(event.step, event.total_steps)
-            self.loss_plot.add("train", event.step, event.loss)
+            self.loss_plot.add_step(event.step, event.loss, event.losses)
             eta = _format_seconds(event.eta_s)
             self.status.value = (
                 f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  "
