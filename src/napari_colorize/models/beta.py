@@ -165,20 +165,25 @@ class _DecoderStage(nn.Module):
 class LocalHints(nn.Module):
     """Correct a prediction near user hints, locally: ``ab = prior + near * delta``.
 
-    Dilated 3x3 convs (no normalisation: the statistics of sparse hints vary
-    too much) over ``[features, L, hints, prior ab, (hint ab - prior ab) *
-    mask]`` predict a correction ``delta``. It is applied only within
-    :attr:`reach` pixels of a hint (``near``), so without hints the output is
-    the prediction from L unchanged, and starts at zero (zero-initialised last
-    conv). Seeing how far each hint is from the prediction makes "take the
-    hint's colour, over the region it lies in" a simple function to learn; a
-    gate that blends a separately predicted colour instead shuts before that
-    colour has been learnt.
+    Each hint says "this colour here, instead of the predicted one". The branch
+    spreads that correction (``gap = hint ab - prior ab`` at the hint) over
+    neighbourhoods of 3, 7 and 15 pixels by normalised averaging, together with
+    how far each pixel's lightness is from the hinted pixels' lightness there,
+    and dilated 3x3 convs (no normalisation: the statistics of sparse hints
+    vary too much) over those, the decoder's features, L and the prior decide
+    how much of the correction each pixel takes (``delta``). ``delta`` is
+    applied only within :attr:`reach` pixels of a hint (``near``), so without
+    hints the output is the prediction from L unchanged; the last conv starts
+    at zero, so an untrained branch changes nothing either.
     """
 
-    def __init__(self, c_features: int, width: int = 24, dilations=(1, 2, 4, 1)):
+    #: Neighbourhood sizes over which hint corrections are spread.
+    SCALES = (3, 7, 15)
+
+    def __init__(self, c_features: int, width: int = 32, dilations=(1, 2, 4, 1)):
         super().__init__()
-        layers, c = [], c_features + 1 + 3 + 2 + 2
+        c = c_features + 4 + 2 + 2 + 4 * len(self.SCALES)
+        layers = []
         for d in dilations:
             layers += [nn.Conv2d(c, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
             c = width
@@ -187,13 +192,27 @@ class LocalHints(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         #: How far (pixels) a hint's influence reaches.
-        self.reach = sum(dilations) + 1
+        self.reach = max(self.SCALES) // 2 + sum(dilations) + 1
+
+    def spread(self, mask, gap, lightness):
+        """Per scale: the mean correction, lightness difference and hint presence nearby."""
+        out = []
+        for k in self.SCALES:
+            weight = F.avg_pool2d(mask, k, stride=1, padding=k // 2, count_include_pad=False)
+            present = (weight > 0).to(mask.dtype)
+            norm = weight.clamp(min=1e-6)
+            mean_gap = F.avg_pool2d(gap, k, 1, k // 2, count_include_pad=False) / norm
+            hinted_l = F.avg_pool2d(lightness * mask, k, 1, k // 2, count_include_pad=False)
+            out += [mean_gap * present, (hinted_l / norm - lightness) * present, present]
+        return out
 
     def forward(self, features, inputs, prior):
         """``features`` (N,C,H,W), ``inputs`` = L + hints (N,4,H,W), ``prior`` ab (N,2,H,W)."""
         mask = inputs[:, 3:4]
         gap = (inputs[:, 1:3] - prior) * mask
-        delta = self.out(self.body(torch.cat([features, inputs, prior, gap], dim=1)))
+        spread = self.spread(mask, gap, inputs[:, :1])
+        x = torch.cat([features, inputs, prior, gap, *spread], dim=1)
+        delta = self.out(self.body(x))
         k = 2 * self.reach + 1
         near = F.max_pool2d((mask > 0).to(prior.dtype), k, stride=1, padding=self.reach)
         return prior + near * delta

@@ -353,9 +353,11 @@ def beta_punks_hints_config():
     The bundled ``beta-punks`` is the frozen prior (so with no hints the model
     colours exactly as ``beta-punks``); only the small
     :class:`~napari_colorize.models.beta.LocalHints` branch trains, 10 epochs
-    of the punks train split with hints sampled from the truth (half of them
-    where the prior is wrong) and half of the images given a recoloured region
-    to follow.
+    of the punks train split with hints sampled from the truth (1-pixel or 3x3
+    patches, since pixel art's colours change from one pixel to the next; half
+    of them where the prior is wrong) and 30% of the images given a recoloured
+    region to follow. The loss is the squared ab error, so that the few pixels
+    a hint should fix outweigh the many the prior already gets right.
     """
     from .presets import get_preset
 
@@ -363,8 +365,9 @@ def beta_punks_hints_config():
     return dataclasses.replace(
         base, model_config={"in_channels": 4, "local_hints": True}, epochs=10, task=TASK,
         bn_recalibrate=0,  # the prior keeps its own statistics
+        loss="mse",  # large errors (a hint the prior misses) dominate, not the many right pixels
         task_config={
-            "hint_p": DEFAULT_HINT_P, "hint_radius": [0, 2], "recolor": 0.5, "focus": 0.5,
+            "hint_p": DEFAULT_HINT_P, "hint_radius": [0, 1], "recolor": 0.3, "focus": 0.5,
             "prior": "beta-punks", "freeze_prior": True,
         },
         out="runs/beta-punks-hints.safetensors",
