@@ -3,7 +3,8 @@
 Quality
     ``ciede2000_fg`` (and the other report keys) of the hint-aware punks model
     on punks:test given 0, 1, 5 and 20 hints per image sampled from the truth
-    (:func:`napari_colorize.hints.evaluate_hints`: 3x3 patches, seed 0, so
+    (:func:`napari_colorize.hints.evaluate_hints`: one pixel's exact colour
+    each by default, ``--radius 1`` for Zhang et al.'s 3x3 patch means; seed 0, so
     every run and every model sees the same hints), next to ``beta-punks``
     (no hints). The target of issue 10: the error falls as hints grow.
 
@@ -183,8 +184,13 @@ def section(results: dict, args, loads) -> str:
         lines += [
             "### What hints are worth",
             "",
-            f"punks:test (1,000 images); hints sampled from the true colours (3x3 patches, "
-            f"mean colour of the patch, uniform positions, seed 0), the same for every model. "
+            "punks:test (1,000 images); hints sampled from the true colours "
+            + (
+                "(each the exact colour of one pixel, as a user picks it on pixel art"
+                if args.radius == 0
+                else f"(each the mean colour of a {2 * args.radius + 1}² patch"
+            )
+            + ", uniform positions, seed 0), the same for every model. "
             f"`{args.model}` was trained with the `beta-punks-hints` preset "
             "(`napari-colorize train --preset beta-punks-hints`).",
             "",
@@ -243,6 +249,12 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="beta-punks-hints", help="hint-aware model (name or file)")
     p.add_argument("--baseline", default="beta-punks", help="model without hints to compare")
     p.add_argument("--repeats", type=int, default=7, help="timed edits per latency row")
+    p.add_argument(
+        "--radius",
+        type=int,
+        default=0,
+        help="hint patch half-width (0: one pixel's colour; Zhang et al.: up to 4)",
+    )
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1: fastest on a loaded shared CPU)")  # fmt: skip
     p.add_argument("--no-quality", action="store_true", help="skip the punks:test scores")
@@ -260,7 +272,7 @@ def main(argv=None) -> int:
     start_load = report.load()
     results = {}
     if not args.no_quality:
-        results["quality"] = quality(args.model, args.baseline)
+        results["quality"] = quality(args.model, args.baseline, radius=args.radius)
 
     path = (
         resolve_weights(args.model) if not str(args.model).endswith(".safetensors") else args.model

@@ -196,7 +196,7 @@ def test_own_architectures_take_hints_through_their_configs():
         beta(x, hints * 2)
 
 
-def test_local_hints_change_colours_only_near_a_hint():
+def test_local_hints_change_colours_only_near_a_hint_and_by_its_disagreement():
     with pytest.raises(ValueError, match="local_hints"):
         registry.build_model("beta", {"widths": [4, 8], "local_hints": True})
     torch.manual_seed(0)
@@ -204,24 +204,29 @@ def test_local_hints_change_colours_only_near_a_hint():
         "beta", {"widths": [4, 8], "in_channels": 4, "local_hints": True}
     ).eval()
     x = torch.rand(1, 1, 48, 48) * 2 - 1
-    hints = torch.zeros(1, 3, 48, 48)
-    hints[0, :2, 2, 3] = torch.tensor([0.4, -0.2])
-    hints[0, 2, 2, 3] = 1.0
     with torch.no_grad():
         alone = model(x)
-        torch.testing.assert_close(model(x, hints), alone)  # a fresh branch changes nothing
-        model.hint_branch.out.bias.copy_(torch.tensor([0.3, 0.3]))
-        hinted = model(x, hints)
+        hints = torch.zeros(1, 3, 48, 48)
+        hints[0, :2, 2, 3] = alone[0, :, 2, 3]  # a hint that agrees with the prediction
+        hints[0, 2, 2, 3] = 1.0
+        torch.testing.assert_close(model(x, hints), alone)
+        hints[0, :2, 2, 3] = torch.tensor([0.4, -0.2])
+        model.hint_branch.out.bias.copy_(torch.tensor([9.0, 0.0, 0.0, 0.0, 0.0]))
+        hinted = model(x, hints)  # all weight on the hint's own pixel
+        torch.testing.assert_close(
+            hinted[0, :, 2, 3], torch.tensor([0.4, -0.2]), atol=1e-3, rtol=0
+        )
+        model.hint_branch.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 9.0, 0.0]))
+        hinted = model(x, hints)  # all weight on the 15-pixel spread
         torch.testing.assert_close(model(x), alone)  # no hints: the prediction from L
     changed = (hinted - alone).abs().sum(1)[0] > 1e-6
     reach = model.hint_branch.reach
     assert changed[2, 3]
-    ys, xs = torch.nonzero(changed, as_tuple=True)
-    assert int((ys - 2).abs().max()) <= reach
-    assert int((xs - 3).abs().max()) <= reach
-    assert reach < 40
+    assert changed[2 + reach, 3 + reach]
     assert not changed[2 + reach + 1 :].any()
-    assert changed[2 + reach - 2 :].sum() < changed.sum()
+    assert not changed[:, 3 + reach + 1 :].any()
+    gap = torch.tensor([0.4, -0.2]) - alone[0, :, 2, 3]
+    assert float((hinted - alone).abs().amax()) <= float(gap.abs().max()) + 1e-5
 
 
 def test_a_beta_model_is_the_prior_of_a_local_hints_model(tmp_path):

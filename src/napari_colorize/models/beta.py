@@ -163,22 +163,25 @@ class _DecoderStage(nn.Module):
 
 
 class LocalHints(nn.Module):
-    """Correct a prediction near user hints, locally: ``ab = prior + near * delta``.
+    """Correct a prediction near user hints: ``ab = prior + sum_s w_s * spread_s(gap)``.
 
-    Each hint says "this colour here, instead of the predicted one". The branch
-    spreads that correction (``gap = hint ab - prior ab`` at the hint) over
-    neighbourhoods of 3, 7 and 15 pixels by normalised averaging, together with
-    how far each pixel's lightness is from the hinted pixels' lightness there,
-    and dilated 3x3 convs (no normalisation: the statistics of sparse hints
-    vary too much) over those, the decoder's features, L and the prior decide
-    how much of the correction each pixel takes (``delta``). ``delta`` is
-    applied only within :attr:`reach` pixels of a hint (``near``), so without
-    hints the output is the prediction from L unchanged; the last conv starts
-    at zero, so an untrained branch changes nothing either.
+    Each hint says "this colour here, instead of the predicted one": its
+    ``gap = hint ab - prior ab``. The branch averages the gaps of the hints over
+    neighbourhoods of 1, 3, 7 and 15 pixels (``spread_s``, zero where no hint is
+    that close) and learns, per pixel, convex weights ``w_s`` (a softmax that
+    also has a "no correction" choice) from those spreads, how far the pixel's
+    lightness is from the hinted pixels', the decoder's features, L and the
+    prior; dilated 3x3 convs without normalisation (the statistics of sparse
+    hints vary too much).
+
+    So a hint changes colours only within :attr:`reach` pixels, never by more
+    than its own disagreement with the prediction, and a hint that agrees with
+    the prediction changes nothing; without hints the branch does not run and
+    the output is the prediction from L.
     """
 
     #: Neighbourhood sizes over which hint corrections are spread.
-    SCALES = (3, 7, 15)
+    SCALES = (1, 3, 7, 15)
 
     def __init__(self, c_features: int, width: int = 32, dilations=(1, 2, 4, 1)):
         super().__init__()
@@ -188,34 +191,38 @@ class LocalHints(nn.Module):
             layers += [nn.Conv2d(c, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
             c = width
         self.body = nn.Sequential(*layers)
-        self.out = nn.Conv2d(width, 2, 3, padding=1)
+        self.out = nn.Conv2d(width, len(self.SCALES) + 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        with torch.no_grad():
+            self.out.bias[-1] = 3.0  # start mostly with "no correction"
         #: How far (pixels) a hint's influence reaches.
-        self.reach = max(self.SCALES) // 2 + sum(dilations) + 1
+        self.reach = max(self.SCALES) // 2
 
     def spread(self, mask, gap, lightness):
-        """Per scale: the mean correction, lightness difference and hint presence nearby."""
+        """Per scale: ``(mean gap, lightness difference, hint present)`` of the hints nearby."""
         out = []
         for k in self.SCALES:
-            weight = F.avg_pool2d(mask, k, stride=1, padding=k // 2, count_include_pad=False)
+            pool = {"kernel_size": k, "stride": 1, "padding": k // 2, "count_include_pad": False}
+            weight = F.avg_pool2d(mask, **pool)
             present = (weight > 0).to(mask.dtype)
             norm = weight.clamp(min=1e-6)
-            mean_gap = F.avg_pool2d(gap, k, 1, k // 2, count_include_pad=False) / norm
-            hinted_l = F.avg_pool2d(lightness * mask, k, 1, k // 2, count_include_pad=False)
-            out += [mean_gap * present, (hinted_l / norm - lightness) * present, present]
+            mean_gap = F.avg_pool2d(gap, **pool) / norm * present
+            hinted_l = F.avg_pool2d(lightness * mask, **pool) / norm
+            out.append((mean_gap, (hinted_l - lightness) * present, present))
         return out
 
     def forward(self, features, inputs, prior):
         """``features`` (N,C,H,W), ``inputs`` = L + hints (N,4,H,W), ``prior`` ab (N,2,H,W)."""
-        mask = inputs[:, 3:4]
+        mask = (inputs[:, 3:4] > 0).to(prior.dtype)
+        if not bool(mask.any()):
+            return prior
         gap = (inputs[:, 1:3] - prior) * mask
         spread = self.spread(mask, gap, inputs[:, :1])
-        x = torch.cat([features, inputs, prior, gap, *spread], dim=1)
-        delta = self.out(self.body(x))
-        k = 2 * self.reach + 1
-        near = F.max_pool2d((mask > 0).to(prior.dtype), k, stride=1, padding=self.reach)
-        return prior + near * delta
+        x = torch.cat([features, inputs, prior, gap, *(t for s in spread for t in s)], dim=1)
+        weights = torch.softmax(self.out(self.body(x)).float(), dim=1).to(prior.dtype)
+        correction = sum(weights[:, i : i + 1] * s[0] for i, s in enumerate(spread))
+        return prior + correction
 
 
 class BetaColorizer(nn.Module):
