@@ -35,15 +35,18 @@ from .errors import CheckpointError, ColorizeError, DownloadError, UnknownModelE
 
 __all__ = [
     "WEIGHTS_DIR",
+    "DownloadProgress",
     "PretrainedModel",
     "architectures",
     "build_model",
     "cache_dir",
+    "fetch_weights",
     "get_model",
     "list_models",
     "load_model",
     "matching_architectures",
     "model_names",
+    "needs_download",
     "register_architecture",
     "register_model",
     "register_pretrained",
@@ -865,6 +868,65 @@ def resolve_weights(name: str, *, progress=None, progressbar: bool = True) -> Pa
             return converted
         return _convert_download(entry, _download(entry, progress, progressbar))
     return _download(entry, progress, progressbar)
+
+
+def needs_download(name_or_path) -> bool:
+    """Whether loading ``name_or_path`` would download weights first (no network use).
+
+    False for files, bundled models and downloads already in the cache; also
+    False for unknown names (loading them fails with its own message).
+    """
+    name = str(name_or_path)
+    if name not in model_names():
+        return False
+    entry = get_model(name)
+    return entry.source == "url" and _local_file(entry) is None
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """A progress event of :func:`fetch_weights`: ``done`` and ``total`` kilobytes."""
+
+    done: int
+    total: int
+    message: str
+
+
+def fetch_weights(name: str, *, poll: float = 0.2):
+    """Generator: download a named model's weights, yielding :class:`DownloadProgress`.
+
+    The download runs in a helper thread so that a caller driving this
+    generator (a napari ``thread_worker``, a notebook loop) sees progress
+    every ``poll`` seconds. Its return value (``path = yield from
+    fetch_weights(name)``) is the local checkpoint, as :func:`resolve_weights`
+    gives; its errors (:class:`~napari_colorize.errors.DownloadError` offline
+    or on a hash mismatch, with advice) are raised here.
+    """
+    import threading
+
+    state: dict = {"done": 0, "total": None, "path": None, "error": None}
+
+    def progress(done, total):
+        state["done"], state["total"] = done, total
+
+    def run():
+        try:
+            state["path"] = resolve_weights(name, progress=progress, progressbar=False)
+        except BaseException as exc:  # re-raised in the caller's thread
+            state["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"download {name}", daemon=True)
+    thread.start()
+    size = get_model(name).size if name in model_names() else None
+    while thread.is_alive():
+        total = state["total"] or size or 0
+        done = state["done"]
+        what = f"{done / 1e6:.1f} of {total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        yield DownloadProgress(done // 1000, total // 1000, f"downloading {name}: {what}")
+        thread.join(poll)
+    if state["error"] is not None:
+        raise state["error"]
+    return state["path"]
 
 
 def _published_entry_for(path: Path) -> PretrainedModel | None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,27 +187,14 @@ def _probe():
 
 def _download(name: str):
     """Generator worker: fetch a classifier's weights, yielding ``(done, total)`` bytes."""
-    from ..registry import resolve_weights
+    from ..registry import fetch_weights
 
-    state: dict = {"done": 0, "total": None, "error": None, "finished": False}
-
-    def run():
-        try:
-            resolve_weights(
-                name, progress=lambda d, t: state.update(done=d, total=t), progressbar=False
-            )
-        except Exception as exc:
-            state["error"] = exc
-        finally:
-            state["finished"] = True
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    while not state["finished"]:
-        yield state["done"], state["total"]
-        time.sleep(0.2)
-    thread.join()
-    return state["error"]
+    try:
+        for event in fetch_weights(name):
+            yield event.done * 1000, (event.total * 1000 or None)
+    except Exception as exc:  # shown by the main thread
+        return exc
+    return None
 
 
 # ------------------------------------------------------------------ the widget

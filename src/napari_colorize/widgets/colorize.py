@@ -112,7 +112,12 @@ def _run_job(job: _Job):
     """Generator run by the worker thread: yields progress events, returns a _Result."""
     try:
         from ..inference import Colorizer
+        from ..registry import fetch_weights, needs_download
 
+        if needs_download(job.model):  # published weights: fetched once, with progress
+            yield from fetch_weights(job.model)
+            if job.stop:
+                return _Result()
         # 0 means full resolution, which Colorizer spells None
         chroma_size = job.chroma_size if job.chroma_size else None
         hints = job.hints() if job.hints is not None else None
@@ -131,6 +136,15 @@ def _run_job(job: _Job):
         return _Result(error=exc)
 
 
+def _model_label(row: dict) -> tuple[str, str]:
+    """``(label, name)`` of a model-menu entry; a model still to download says its size."""
+    name = row["name"]
+    if row.get("available", True):
+        return name, name
+    size = row.get("size")
+    return (f"{name} (downloads {size / 1e6:.0f} MB)" if size else f"{name} (download)"), name
+
+
 def _probe_choices():
     """Models and devices of this machine (imports torch: run off the main thread)."""
     from ..devices import available_devices
@@ -140,9 +154,10 @@ def _probe_choices():
         from ..registry import list_models
 
         models = [
-            m["name"]
+            _model_label(m)
             for m in list_models()
-            if m.get("available", True) and m.get("arch") not in _NOT_COLORIZERS
+            if m.get("arch") not in _NOT_COLORIZERS
+            and (m.get("available", True) or m.get("source") == "url")
         ]
     except Exception:  # a broken registry still leaves the default and Browse...
         logger.warning("could not list the models", exc_info=True)
@@ -209,7 +224,8 @@ class ColorizeWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer, probe: bool = True):
         super().__init__(labels=True)
         self._viewer = viewer
-        self._models: list[str] = [DEFAULT_MODEL]
+        #: (label, name) of the registered models offered
+        self._models: list[tuple[str, str]] = [(DEFAULT_MODEL, DEFAULT_MODEL)]
         self._checkpoints: list[str] = []
         self._devices: list[tuple[str, str]] = [("auto", "auto")]
         self._previous_model = DEFAULT_MODEL
@@ -321,9 +337,9 @@ class ColorizeWidget(Container):
     def _model_choices(self, _widget=None):
         from pathlib import Path
 
-        names = [(name, name) for name in self._models]
-        files = [(Path(path).name, path) for path in self._checkpoints if path not in self._models]
-        return [*names, *files, (BROWSE, BROWSE)]
+        names = [name for _label, name in self._models]
+        files = [(Path(path).name, path) for path in self._checkpoints if path not in names]
+        return [*self._models, *files, (BROWSE, BROWSE)]
 
     def _device_choices(self, _widget=None):
         return self._devices
@@ -719,6 +735,8 @@ class ColorizeWidget(Container):
         done = int(getattr(event, "done", 0) or 0)
         if total and bar.total != total:
             bar.total = total
+            if done < bar.n:  # a new phase (download, then colorization) counts from 0
+                bar.n = 0
         if message:
             bar.set_description(message)
         bar.update(max(done - bar.n, 0))
