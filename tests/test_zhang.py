@@ -374,3 +374,29 @@ def test_wrong_hash_is_refused_and_nothing_kept(served, tmp_path):
         registry.load_model("eccv16-bad", progressbar=False)
     cache = tmp_path / "cache"
     assert not cache.exists() or list(cache.rglob("*")) == []
+
+
+def test_annealed_entry_shares_the_download_and_decodes_as_the_paper(served, tmp_path):
+    path, digest, url, _ = served
+    registry.register_pretrained(
+        _entry("eccv16-plain", url, path, digest, config={"decoding": "expectation"})
+    )
+    registry.register_pretrained(
+        _entry(
+            "eccv16-warm", url, path, digest,
+            config={"decoding": "annealed_mean", "temperature": 0.38},
+        )
+    )  # fmt: skip
+    plain, _ = registry.load_model("eccv16-plain", progressbar=False)
+    assert not registry.needs_download("eccv16-warm")  # one file serves both
+    warm, meta = registry.load_model("eccv16-warm", progressbar=False)
+    assert (plain.decoding, warm.decoding) == ("expectation", "annealed_mean")
+    assert warm.temperature == pytest.approx(0.38)
+    assert meta.config["decoding"] == "annealed_mean"
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 1
+    with torch.no_grad():
+        x = l_input(h=16, w=16)
+        assert not torch.allclose(plain(x), warm(x))
+    published = registry.get_model("eccv16-annealed")
+    assert published.url == registry.get_model("eccv16").url
+    assert published.config == {"decoding": "annealed_mean", "temperature": 0.38}

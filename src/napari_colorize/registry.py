@@ -351,6 +351,17 @@ _DOWNLOADS = [
         url=f"{_ZHANG_URL}/colorization_release_v2-9b330a0b.pth",
         sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
         size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
+        config={"decoding": "expectation"},
+    ),
+    PretrainedModel(
+        # the same file, decoded as the paper does: annealed mean of the 313 bins
+        "eccv16-annealed", "eccv16",
+        "ECCV16 with the paper's annealed-mean decoding (T = 0.38): more vivid colours",
+        source="url", filename="colorization_release_v2-9b330a0b.pth",
+        url=f"{_ZHANG_URL}/colorization_release_v2-9b330a0b.pth",
+        sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
+        size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
+        config={"decoding": "annealed_mean", "temperature": 0.38},
     ),
     PretrainedModel(
         "siggraph17", "siggraph17", "Zhang et al. SIGGRAPH 2017 user-guided colorizer (hints)",
@@ -979,6 +990,7 @@ def load_model(
     entry = None
     if isinstance(key, str) and key in _entries() and not isinstance(name_or_path, os.PathLike):
         path = resolve_weights(key, progress=progress, progressbar=progressbar)
+        entry = get_model(key)
     else:
         path = Path(key).expanduser()
         if not path.exists():
@@ -1007,6 +1019,9 @@ def load_model(
                 f"arch=... (one of {', '.join(_ARCHITECTURES)}) and its config, or save it "
                 "as a checkpoint with napari_colorize.checkpoint.save_checkpoint"
             )
+    elif entry is not None and entry.source == "url" and entry.config and meta.arch == entry.arch:
+        # entries sharing one download differ in their config (e.g. ECCV16's decoding)
+        meta = dataclasses.replace(meta, config={**meta.config, **entry.config})
     elif arch is not None and arch != meta.arch:
         raise CheckpointError(
             f"{str(path)!r} holds architecture {meta.arch!r}, not {arch!r}; "
