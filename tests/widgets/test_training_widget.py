@@ -218,3 +218,40 @@ def test_a_gan_run_shows_generator_and_discriminator_losses(
     assert plot.labels["train"] == "generator"
     plot.clear()
     assert plot.labels["train"] == "train"
+
+
+def test_a_folder_is_read_in_the_worker_not_in_the_viewer(
+    make_napari_viewer, qtbot, user_dirs, errors, monkeypatch, tmp_path
+):
+    import threading
+
+    from skimage.io import imsave
+
+    from napari_colorize.data import layers as layers_module
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, plane in enumerate(_stack(4, 32)):
+        imsave(folder / f"photo{i}.png", plane, check_contrast=False)
+    readers = []
+    original = layers_module.spec_datasets
+
+    def spying(*args, **kwargs):
+        readers.append(threading.current_thread() is threading.main_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(layers_module, "spec_datasets", spying)
+    viewer = make_napari_viewer()
+    widget = training_module.TrainingWidget(viewer, probe=False)
+    out = user_dirs / "from-folder.safetensors"
+    _configure(widget, [], out, steps=4, name="from-folder")
+    widget.source.value = training_module.FOLDER
+    widget.folder.value = str(folder)
+    widget.val_fraction.value = 0.25
+    events = _train(qtbot, widget)
+    assert errors == []
+    assert readers == [False]  # read once, by the worker
+    start = next(e for e in events if type(e).__name__ == "StartEvent")
+    assert (start.n_train, start.n_val) == (3, 1)  # the held-out share chosen in the widget
+    assert out.is_file()
+    assert "registered as 'from-folder'" in widget.status.value

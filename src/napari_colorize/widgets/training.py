@@ -11,6 +11,7 @@ viewer list it at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ BROWSE = "fine-tune a checkpoint file..."
 #: and published models that are only fine-tuned.
 NOT_FROM_SCRATCH = {"inception", "eccv16", "siggraph17"}
 PREVIEW_ROLE = "training preview"
+#: Side of a CryptoPunk, in pixels.
+PUNK_SIZE = 24
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors);;All files (*)"
 
 
@@ -156,15 +159,30 @@ class LossPlot(QWidget):
 # ------------------------------------------------------------------ the worker side
 
 
+
 @dataclass
 class _Outcome:
     result: Any = None
     error: BaseException | None = None
 
 
-def _run_session(session):
-    """Generator run by the worker thread: the session's events, then an _Outcome."""
+@dataclass
+class _Prepared:
+    """First event of a run: its session and data, built in the worker."""
+
+    session: Any
+    data: Any
+
+
+def _run_session(prepare):
+    """Generator run by the worker thread: the session's events, then an _Outcome.
+
+    ``prepare()`` gives ``(session, data)``; for a folder or the CryptoPunks it
+    reads (and on first use downloads) the data, which is why it runs here.
+    """
     try:
+        session, data = prepare()
+        yield _Prepared(session, data)
         result = yield from session.run()
         return _Outcome(result=result)
     except Exception as exc:  # reported by the main thread
@@ -231,6 +249,7 @@ class TrainingWidget(Container):
         self._worker = None
         self._probe_worker = None
         self._session = None
+        self._stop_early = False
         self._data = None
         self._previous_start = "arch:beta"
         self.last_result = None
@@ -406,15 +425,25 @@ class TrainingWidget(Container):
                 val_fraction=float(self.val_fraction.value), seed=seed,
                 preview_index=int(self.preview_index.value),
             )  # fmt: skip
+        held_out = float(self.val_fraction.value)
         if self.source.value == FOLDER:
             folder = Path(str(self.folder.value)).expanduser()
             if not str(self.folder.value).strip() or not folder.is_dir():
                 raise ValueError(f"choose an existing folder of colour images (got {folder})")
-            return spec_datasets(f"folder:{folder}", patch, val_fraction=0.1, seed=seed)
-        return spec_datasets("punks:train", None, val_fraction=0.1, seed=seed)
+            spec = f"folder:{folder}"
+        else:
+            # the punks are 24x24: a smaller patch crops them, a larger one means whole punks
+            spec, patch = "punks:train", (patch if patch < PUNK_SIZE else None)
+        # reading the files (or fetching the CryptoPunks) is left to the worker
+        return functools.partial(spec_datasets, spec, patch, val_fraction=held_out, seed=seed)
 
     def _make_session(self, resume: bool):
-        """Check everything on the main thread (no pixels read) and build the session."""
+        """Check the choices on the main thread; ``(prepare, model name)``.
+
+        ``prepare()`` gives ``(session, data)``. Layers are split and checked
+        here, so that bad data starts nothing; a folder or the CryptoPunks are
+        read by ``prepare`` in the worker (the punks may be downloaded first).
+        """
         import json
 
         from ..training.session import TrainingSession, check_model_name, default_model_name
@@ -451,21 +480,31 @@ class TrainingWidget(Container):
         data = self._training_data(seed)
         steps = int(self.length.value)
         every = int(self.preview_every.value)
-        config = TrainConfig(
-            arch=arch, model_config=model_config if init is None else {},
-            epochs=steps if self.length_unit.value == "epochs" else None,
-            max_steps=steps if self.length_unit.value == "steps" else None,
-            batch_size=int(self.batch_size.value), lr=lr,
-            patch_size=int(self.patch_size.value), device=str(self.device.value or "auto"),
-            amp=bool(self.amp.value), val_every=every if data.val is not None else 0,
-            checkpoint_every=max(50, 5 * every), out=str(out_path), seed=seed,
-            data=data.description[:500],
-        )  # fmt: skip
-        session = TrainingSession(
-            config, data.train, data.val, init_checkpoint=init, resume=resume,
-            preview_l=data.preview_l, preview_every=every, model_name=name, register=False,
-        )  # fmt: skip
-        return session, data, name
+        settings = {
+            "arch": arch, "model_config": model_config if init is None else {},
+            "epochs": steps if self.length_unit.value == "epochs" else None,
+            "max_steps": steps if self.length_unit.value == "steps" else None,
+            "batch_size": int(self.batch_size.value), "lr": lr,
+            "patch_size": int(self.patch_size.value), "device": str(self.device.value or "auto"),
+            "amp": bool(self.amp.value), "checkpoint_every": max(50, 5 * every),
+            "out": str(out_path), "seed": seed,
+        }  # fmt: skip
+
+        def build(data):
+            config = TrainConfig(
+                **settings, val_every=every if data.val is not None else 0,
+                data=data.description[:500],
+            )  # fmt: skip
+            session = TrainingSession(
+                config, data.train, data.val, init_checkpoint=init, resume=resume,
+                preview_l=data.preview_l, preview_every=every, model_name=name, register=False,
+            )  # fmt: skip
+            return session, data
+
+        if callable(data):  # a folder or the punks: read in the worker
+            return (lambda: build(data())), name
+        prepared = build(data)  # layers: checked here, so bad data starts nothing
+        return (lambda: prepared), name
 
     def start(self, *, resume: bool = False, start: bool = True):
         """Start (or resume) training in a background thread.
@@ -478,13 +517,14 @@ class TrainingWidget(Container):
             show_info("training is already running; stop it first")
             return None
         try:
-            session, data, name = self._make_session(resume)
+            prepare, name = self._make_session(resume)
         except Exception as exc:
             self._report(exc)
             return None
-        self._session, self._data, self._name = session, data, name
+        self._session, self._data, self._name = None, None, name
+        self._stop_early = False
         self.last_result = self.last_error = None
-        worker = thread_worker(_run_session, start_thread=False)(session)
+        worker = thread_worker(_run_session, start_thread=False)(prepare)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.finished.connect(self._on_finished)
@@ -501,10 +541,13 @@ class TrainingWidget(Container):
 
     def stop(self) -> None:
         """Stop after the current step; the checkpoint is written and registered."""
+        if self._worker is None:
+            return
+        self._stop_early = True  # the session may still be being prepared
         if self._session is not None:
             self._session.request_stop()
-            self.start_button.enabled = False
-            self.status.value = "stopping after this step..."
+        self.start_button.enabled = False
+        self.status.value = "stopping after this step..."
 
     def _on_start_clicked(self, _value=None) -> None:
         if self.busy:
@@ -526,7 +569,11 @@ class TrainingWidget(Container):
             ValidationEvent,
         )
 
-        if isinstance(event, StartEvent):
+        if isinstance(event, _Prepared):
+            self._session, self._data = event.session, event.data
+            if self._stop_early:
+                event.session.request_stop()
+        elif isinstance(event, StartEvent):
             self.progress.max = max(1, event.total_steps)
             self.progress.value = min(event.step, event.total_steps)
             self.status.value = (
