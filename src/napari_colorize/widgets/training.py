@@ -159,7 +159,6 @@ class LossPlot(QWidget):
 # ------------------------------------------------------------------ the worker side
 
 
-
 @dataclass
 class _Outcome:
     result: Any = None
