@@ -5,8 +5,9 @@
 #
 # - Debian packages that Xvfb and Qt need: installed when missing and running as
 #   root; otherwise the exact apt-get line is printed and the script stops.
-# - torch: kept if the venv has one; else the CUDA build where `nvidia-smi` sees a
-#   GPU, else the CPU build (a local wheel if pip finds one, else PyTorch's CPU index).
+# - torch: kept if the venv has one (a CPU build is replaced on a machine with an
+#   NVIDIA GPU); else the CUDA build where `nvidia-smi` sees a GPU, else the CPU
+#   build (a local wheel if pip finds one, else PyTorch's CPU index).
 #   TORCH_VERSION (default 2.13.0) pins it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,11 +54,27 @@ fi
 PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 
 # ---------------------------------------------------------------- torch
-if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
-  say "torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') already installed"
-elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+has_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+torch_info() { "$VENV/bin/python" -c "import torch; print(torch.__version__, torch.version.cuda or 'cpu')" 2>/dev/null; }
+install_cuda_torch() {
   say "installing torch==$TORCH_VERSION (CUDA build)"
-  "${PIP[@]}" "torch==$TORCH_VERSION"
+  # PyPI's Linux wheel is the CUDA build (TORCH_INDEX_URL: another, e.g. a cuXYZ index
+  # of download.pytorch.org); --force-reinstall replaces a CPU build already there
+  "${PIP[@]}" --force-reinstall "torch==$TORCH_VERSION" \
+    ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple}
+}
+info="$(torch_info || true)"
+if [ -n "$info" ]; then
+  say "torch ${info% *} (${info#* } build) already installed"
+  case "$info" in "$TORCH_VERSION"*) ;; *)
+    say "note: TORCH_VERSION is $TORCH_VERSION; remove $VENV to install that one instead" ;;
+  esac
+  if has_gpu && [ "${info#* }" = cpu ]; then
+    say "this machine has an NVIDIA GPU but the torch in $VENV is a CPU build: replacing it"
+    install_cuda_torch
+  fi
+elif has_gpu; then
+  install_cuda_torch
 elif "${PIP[@]}" --no-index --no-deps "torch==$TORCH_VERSION" 2>/dev/null; then
   # a CPU wheel in pip's local find-links: take it, then its dependencies from the index
   "${PIP[@]}" "torch==$TORCH_VERSION"
@@ -67,9 +84,20 @@ else
   "${PIP[@]}" "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
     --extra-index-url https://pypi.org/simple
 fi
+if has_gpu; then
+  case "$(torch_info)" in *" cpu") say "warning: torch is a CPU build on a machine with an NVIDIA GPU:" \
+    "pip found a CPU wheel first; rerun with TORCH_INDEX_URL=https://download.pytorch.org/whl/cuXYZ" ;; esac
+fi
 
 # ---------------------------------------------------------------- the package
 say "installing napari-colorize[$EXTRAS]"
-"${PIP[@]}" -e ".[$EXTRAS]" 2>&1 | grep -vE "is ignored: it is neither a file nor a directory" || true
+set +e
+"${PIP[@]}" -e ".[$EXTRAS]" 2>&1 | grep -vE "is ignored: it is neither a file nor a directory"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" != 0 ]; then
+  say "pip could not install napari-colorize[$EXTRAS] (exit status $status); see its message above"
+  exit 1
+fi
 "$VENV/bin/python" -c "import napari_colorize" || { say "installation failed"; exit 1; }
 say "ready: $VENV ($("$VENV/bin/python" -c 'import napari_colorize as m; print("napari-colorize", m.__version__)'))"
