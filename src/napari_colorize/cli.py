@@ -182,7 +182,11 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", metavar="NAME", help="a preset name (see --list)")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument("--data", metavar="SPEC", help="punks:train, folder:PATH or an image path")
-    p.add_argument("--image", metavar="PATH", help="the photo the alpha preset fits")
+    p.add_argument(
+        "--image", metavar="PATH_OR_SAMPLE",
+        help="the photo the alpha preset fits: a file, or astronaut (default), coffee, "
+        "chelsea, rocket, immunohistochemistry (scikit-image's samples)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, metavar="N", help="train N epochs")
     p.add_argument("--steps", type=int, metavar="N", help="train N optimizer steps")
     p.add_argument("--out", metavar="PATH", help="checkpoint (default runs/PRESET.safetensors)")

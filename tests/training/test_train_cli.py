@@ -41,12 +41,19 @@ def test_alpha_preset_fits_the_given_image(tiny_png):
     config, train, val = preset_run("alpha", image=str(tiny_png), max_steps=3)
     assert config.max_steps == 3
     assert config.epochs is None
-    assert config.patch_size == 16  # the 128 default shrunk to the image, a multiple of 8
+    assert config.patch_size == 16  # the 64 default shrunk to the image, a multiple of 8
     l_net, ab = train[0]
     assert l_net.shape == (1, 16, 16)
     assert ab.shape == (2, 16, 16)
     assert val[0][0].shape == (1, 24, 20)  # validated on the whole image
     assert "tiny.png" in config.data
+
+
+def test_alpha_preset_takes_a_sample_name_or_says_what_it_takes():
+    config, train, _val = preset_run("alpha", image="coffee", max_steps=1)
+    assert config.data == "one image: skimage.data.coffee() (400x600)"
+    with pytest.raises(FileNotFoundError, match="no image file 'nowhere.png'.*astronaut, coffee"):
+        preset_run("alpha", image="nowhere.png")
 
 
 def test_train_cli_alpha_on_a_tiny_image(tmp_path, tiny_png, capsys):

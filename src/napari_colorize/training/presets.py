@@ -2,7 +2,7 @@
 
 ``alpha``
     The originating project's first version: a tiny network fit to one photo
-    (scikit-image's astronaut, or ``image=PATH``), on random 64x64 patches of
+    (scikit-image's astronaut, ``image=PATH`` or another of :data:`ALPHA_SAMPLES`), on random 64x64 patches of
     it, validated on the whole photo. A few minutes on a laptop CPU.
 ``beta-original``
     The originating project's beta network, loss (MSE) and optimizer (RMSprop,
@@ -21,9 +21,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["PRESETS", "PUNKS_HOLDOUT", "Preset", "get_preset", "list_presets", "preset_run"]
 
+#: scikit-image's colour photos the alpha preset fits by name (``--image coffee``).
+ALPHA_SAMPLES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 #: The last PUNKS_HOLDOUT punks of the train split validate the punks presets.
 PUNKS_HOLDOUT = 500
 PUNKS_TRAIN = "punks:train"
@@ -85,12 +88,19 @@ def _alpha_data(config, data=None, image=None):
         raise ValueError("give either --image or --data for the alpha preset, not both")
     source = image or data
     if source is None:
-        from skimage.data import astronaut
+        source = "astronaut"
+    if str(source) in ALPHA_SAMPLES and not Path(str(source)).exists():
+        import skimage.data
 
-        rgb, name = astronaut(), "skimage.data.astronaut()"
+        rgb, name = getattr(skimage.data, str(source))(), f"skimage.data.{source}()"
     else:
         from ..data import read_rgb
 
+        if not Path(str(source)).expanduser().exists():
+            raise FileNotFoundError(
+                f"no image file {str(source)!r}; give the path of a colour photo or one of "
+                f"scikit-image's samples: {', '.join(ALPHA_SAMPLES)}"
+            )
         rgb, name = read_rgb(source), str(source)
     h, w = rgb.shape[:2]
     patch = min(config.patch_size or 64, h, w)
