@@ -2,8 +2,9 @@
 
 ``alpha``
     The originating project's first version: a tiny network fit to one photo
-    (scikit-image's astronaut, ``image=PATH`` or another of :data:`ALPHA_SAMPLES`), on random 64x64 patches of
-    it, validated on the whole photo. A few minutes on a laptop CPU.
+    (scikit-image's astronaut, ``image=PATH`` or another of
+    :data:`ALPHA_SAMPLES`), on random 64x64 patches of it, validated on the
+    whole photo. A few minutes on a laptop CPU.
 ``beta-original``
     The originating project's beta network, loss (MSE) and optimizer (RMSprop,
     constant learning rate) on the CryptoPunks, for comparison.
