@@ -1,5 +1,7 @@
 """The GAN task (training/gan.py): losses, an adversarial step, the schedule in the Trainer."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -196,14 +198,15 @@ def test_schedule_end_to_end_with_exact_resume_across_a_phase_boundary(tmp_path)
     assert not any(k.startswith("discriminator") for k in model.state_dict())
 
 
-def test_perceptual_loss_needs_a_colour_classifier():
+@pytest.mark.parametrize("grayscale", [False, True])
+def test_perceptual_loss_on_a_colour_or_a_gray_classifier(grayscale):
     from napari_colorize.models.inception import InceptionConfig, InceptionV3
     from napari_colorize.training.gan import ClassifierFeatureLoss
 
-    gray = InceptionV3(InceptionConfig(width=0.125, grayscale=True, num_classes=3))
-    with pytest.raises(ValueError, match="cannot see colour"):
-        ClassifierFeatureLoss(gray)
-    loss = ClassifierFeatureLoss(InceptionV3(InceptionConfig(width=0.125, num_classes=3)))
+    torch.manual_seed(0)
+    classifier = InceptionV3(InceptionConfig(width=0.125, grayscale=grayscale, num_classes=3))
+    loss = ClassifierFeatureLoss(classifier)
+    assert loss.per_plane is grayscale  # a gray classifier sees R, G and B one by one
     l_net = torch.rand(2, 1, 8, 8) * 2 - 1
     ab = (torch.rand(2, 2, 8, 8) - 0.5) * 0.5
     assert loss(l_net, ab, ab).item() == 0.0
@@ -213,6 +216,23 @@ def test_perceptual_loss_needs_a_colour_classifier():
     value.backward()
     assert pred.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in loss.classifier.parameters())
+
+
+def test_gan_task_trains_with_the_perceptual_loss(tmp_path):
+    from napari_colorize.checkpoint import save_checkpoint
+    from napari_colorize.models.inception import InceptionConfig, InceptionV3
+
+    torch.manual_seed(0)
+    config = InceptionConfig(width=0.125, grayscale=True, num_classes=3)
+    path = tmp_path / "tiny-classifier.safetensors"
+    save_checkpoint(path, InceptionV3(config).state_dict(), arch="inception",
+                    config=dataclasses.asdict(config))  # fmt: skip
+    task, ctx = _task(perceptual=str(path), pretrain_g_steps=1, pretrain_d_steps=0)
+    batch = (torch.rand(2, 1, 12, 12) * 2 - 1, (torch.rand(2, 2, 12, 12) - 0.5) * 0.5)
+    for phase in ("generator", "adversarial"):
+        assert task.phase_at(task.steps_done()) == phase
+        losses = task.training_step(batch, ctx)
+        assert losses["g_perceptual"] > 0
 
 
 def test_gan_punks_preset_is_consistent():

@@ -91,7 +91,8 @@ class GANConfig:
         Weight of the feature-matching loss (10 as in pix2pixHD).
     perceptual : str, optional
         A classifier (registered name or checkpoint path of an ``inception``
-        model taking RGB) whose features give a perceptual loss; ``None``: none.
+        model, e.g. ``"inception-punks"``) whose features give a perceptual
+        loss (:class:`ClassifierFeatureLoss`); ``None``: none.
     perceptual_weight : float
     pretrain_g_steps, pretrain_d_steps : int, optional
         Lengths of phases 1 and 2 in steps; ``None``: 60% and 10% of the run.
@@ -231,12 +232,14 @@ def sample_hints(ab: torch.Tensor, mean_points: float = 10.0, dropout: float = 0
 class ClassifierFeatureLoss(nn.Module):
     """Perceptual loss: L1 between a frozen Inception v3's stem features of two colourings.
 
-    The predicted and the true ab are combined with the same L into sRGB,
-    ImageNet-normalised and passed through the classifier's first blocks
-    (``Conv2d_2b_3x3``, ``Conv2d_4a_3x3``, ``Mixed_5b``); the loss is the mean of
-    the three L1 distances. Only classifiers that see colour make sense here:
-    one trained on gray input (``grayscale=True``) is refused, as its features
-    do not depend on ab at all.
+    The predicted and the true ab are combined with the same L into sRGB and
+    passed through the classifier's first blocks (``Conv2d_2b_3x3``,
+    ``Conv2d_4a_3x3``, ``Mixed_5b``); the loss is the mean of the three L1
+    distances. A classifier that sees colour gets the ImageNet-normalised RGB.
+    One trained on gray input (``grayscale=True``, as the project's
+    ``inception-punks`` and ``inception-imagenet``) gets each of the R, G and B
+    planes as a gray image of its own: its filters then compare the edges and
+    textures of every colour plane, which is what depends on ab.
     """
 
     _LAYERS = ("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5b")
@@ -246,12 +249,8 @@ class ClassifierFeatureLoss(nn.Module):
         cfg = getattr(classifier, "config", None)
         if cfg is None or not hasattr(classifier, "Conv2d_1a_3x3"):
             raise ValueError("the perceptual loss needs an Inception v3 classifier")
-        if cfg.grayscale or cfg.in_channels != 3:
-            raise ValueError(
-                "this classifier takes gray input, so its features cannot see colour and "
-                "give no perceptual loss for a colorizer; use one trained on RGB "
-                "(InceptionConfig(grayscale=False)) or leave perceptual=None"
-            )
+        #: Whether the RGB planes go through the classifier one by one as gray images.
+        self.per_plane = bool(cfg.grayscale)
         self.classifier = classifier.eval().requires_grad_(False)
 
     def train(self, mode: bool = True):  # the classifier stays in eval mode
@@ -261,9 +260,13 @@ class ClassifierFeatureLoss(nn.Module):
         from ..models.inception import IMAGENET_MEAN, IMAGENET_STD
 
         c = self.classifier
-        mean = rgb.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = rgb.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        x = c.prepare_input((rgb - mean) / std)
+        if self.per_plane:  # (N, 3, H, W) -> (3N, 1, H, W) gray images, as l_to_net scales L
+            n, _, h, w = rgb.shape
+            x = c.prepare_input(rgb.reshape(n * 3, 1, h, w) * 2.0 - 1.0)
+        else:
+            mean = rgb.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            std = rgb.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+            x = c.prepare_input((rgb - mean) / std)
         feats = []
         x = c.Conv2d_2b_3x3(c.Conv2d_2a_3x3(c.Conv2d_1a_3x3(x)))
         feats.append(x)
@@ -279,7 +282,7 @@ class ClassifierFeatureLoss(nn.Module):
         both = torch.cat([ab_pred.float(), ab_true.float()], 0)
         lab = torch.cat([lightness.repeat(2, 1, 1, 1), net_to_ab(both)], 1)
         rgb = lab_to_rgb_torch(lab).clamp(0, 1)
-        n = l_net.shape[0]
+        n = l_net.shape[0] * (3 if self.per_plane else 1)
         feats = self._features(rgb)
         return sum(F.l1_loss(f[:n].float(), f[n:].detach().float()) for f in feats) / len(feats)
 
