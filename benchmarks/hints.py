@@ -61,19 +61,62 @@ def gray_image(size: int = SIZE) -> np.ndarray:
 # ------------------------------------------------------------------ quality
 
 
+class PasteHints:
+    """The trivial way to follow hints: a model's own colours, with the hinted pixels pasted."""
+
+    def __new__(cls, model):
+        import torch
+
+        class _Paste(torch.nn.Module):
+            accepts_hints = True
+
+            def __init__(self, prior):
+                super().__init__()
+                self.prior = prior
+
+            def forward(self, x, hints=None):
+                ab = self.prior(x)
+                if hints is None:
+                    return ab
+                return torch.where(hints[:, 2:3] > 0, hints[:, :2].to(ab.dtype), ab)
+
+        from napari_colorize.registry import load_model
+
+        prior, _ = load_model(model)
+        return _Paste(prior.eval())
+
+
+#: Hint positions: uniform, or all where the model alone is wrong (in proportion to its error).
+FOCUS = {"uniform": 0.0, "where wrong": 1.0}
+
+
 def quality(model, baseline, data="punks:test", seed=0, radius=1) -> dict:
-    """``{"hints": {n: report}, "baseline": report or None}``."""
+    """``{"hints": {(placement, n): report}, "paste": {...}, "baseline": report or None}``.
+
+    ``paste``: ``baseline`` with the hinted pixels set to the hints' colours,
+    under the same hints, to tell what the model adds beyond the hinted pixels.
+    """
     from napari_colorize.evaluation import evaluate
     from napari_colorize.hints import evaluate_hints
 
-    out = {"hints": {}, "baseline": None}
-    for n in HINT_COUNTS:
-        t0 = time.perf_counter()
-        out["hints"][n] = evaluate_hints(model, n, data, seed=seed, radius=radius)
-        fg = out["hints"][n]["ciede2000_fg"]
-        print(
-            f"{model} with {n:2d} hints: ciede2000_fg {fg:.3f} ({time.perf_counter() - t0:.0f} s)"
-        )
+    out = {"hints": {}, "paste": {}, "baseline": None}
+    paste = PasteHints(baseline) if baseline else None
+    for placement, focus in FOCUS.items():
+        for n in HINT_COUNTS:
+            t0 = time.perf_counter()
+            out["hints"][placement, n] = evaluate_hints(
+                model, n, data, seed=seed, radius=radius, focus=focus
+            )
+            fg = out["hints"][placement, n]["ciede2000_fg"]
+            line = f"{model} with {n:2d} hints ({placement}): ciede2000_fg {fg:.3f}"
+            if paste is not None and n:
+                # the same hints (the frozen prior of a local-hints model is the
+                # baseline, so "where wrong" picks the same pixels too)
+                r = evaluate_hints(paste, n, data, seed=seed, radius=radius, focus=focus,
+                                   chroma_size=24 if "punks" in data else None)  # fmt: skip
+                out["paste"][placement, n] = r
+                line += f"; {baseline} + pasted hints {r['ciede2000_fg']:.3f}"
+            print(line + f" ({time.perf_counter() - t0:.0f} s)")
     if baseline:
         try:
             out["baseline"] = evaluate(baseline, data=data, device="cpu")
@@ -190,28 +233,40 @@ def section(results: dict, args, loads) -> str:
                 if args.radius == 0
                 else f"(each the mean colour of a {2 * args.radius + 1}² patch"
             )
-            + ", uniform positions, seed 0), the same for every model. "
+            + ", seed 0), the same for every model. "
             f"`{args.model}` was trained with the `beta-punks-hints` preset "
             "(`napari-colorize train --preset beta-punks-hints`).",
             "",
-            "| model | hints per image | " + " | ".join(KEYS) + " |",
-            "| --- | ---: | " + " | ".join("---:" for _ in KEYS) + " |",
+            "*where wrong*: every hint drawn at a pixel with probability proportional to "
+            "the model's own error there without hints, as a user puts hints where the "
+            "colours are wrong. *the hinted pixels pasted*: the baseline's colours with "
+            "only the hinted pixels set to the hints' (the same hints): the difference "
+            "is what the model does around its hints.",
+            "",
+            "| model | hint positions | hints per image | " + " | ".join(KEYS) + " |",
+            "| --- | --- | ---: | " + " | ".join("---:" for _ in KEYS) + " |",
         ]
         if q["baseline"] is not None:
             b = q["baseline"]
-            lines.append(f"| {args.baseline} (no hint input) | – | "
+            lines.append(f"| {args.baseline} (no hint input) | – | – | "
                          + " | ".join(f"{b[k]:.3f}" for k in KEYS) + " |")  # fmt: skip
-        for n, r in q["hints"].items():
-            lines.append(f"| {args.model} | {n} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS)
-                         + " |")  # fmt: skip
-        errs = [q["hints"][n]["ciede2000_fg"] for n in HINT_COUNTS]
-        falls = all(a > b for a, b in itertools.pairwise(errs))
-        lines += [
-            "",
-            f"- ciede2000_fg falls as hints grow ({' > '.join(f'{e:.2f}' for e in errs)}): "
-            + ("**met**" if falls else "**not met**"),
-            "",
-        ]
+        for (placement, n), r in q["hints"].items():
+            lines.append(f"| {args.model} | {placement} | {n} | "
+                         + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |")  # fmt: skip
+            pasted = q.get("paste", {}).get((placement, n))
+            if pasted is not None:
+                lines.append(f"| {args.baseline} + the hinted pixels pasted | {placement} | {n} | "
+                             + " | ".join(f"{pasted[k]:.3f}" for k in KEYS) + " |")  # fmt: skip
+        lines.append("")
+        for placement in FOCUS:
+            errs = [q["hints"][placement, n]["ciede2000_fg"] for n in HINT_COUNTS]
+            falls = all(a > b for a, b in itertools.pairwise(errs))
+            lines.append(
+                f"- {placement}: ciede2000_fg falls as hints grow "
+                f"({' > '.join(f'{e:.3f}' for e in errs)}): "
+                + ("**met**" if falls else "**not met**")
+            )
+        lines.append("")
     lat = results.get("latency")
     if lat:
         lines += [

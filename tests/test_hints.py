@@ -211,13 +211,12 @@ def test_local_hints_change_colours_only_near_a_hint_and_by_its_disagreement():
         hints[0, 2, 2, 3] = 1.0
         torch.testing.assert_close(model(x, hints), alone)
         hints[0, :2, 2, 3] = torch.tensor([0.4, -0.2])
-        model.hint_branch.out.bias.copy_(torch.tensor([9.0, 0.0, 0.0, 0.0, 0.0]))
-        hinted = model(x, hints)  # all weight on the hint's own pixel
-        torch.testing.assert_close(
-            hinted[0, :, 2, 3], torch.tensor([0.4, -0.2]), atol=1e-3, rtol=0
-        )
-        model.hint_branch.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 9.0, 0.0]))
-        hinted = model(x, hints)  # all weight on the 15-pixel spread
+        hinted = model(x, hints)  # the hinted pixel takes the hint's colour
+        torch.testing.assert_close(hinted[0, :, 2, 3], torch.tensor([0.4, -0.2]))
+        bias = torch.zeros(9)
+        bias[3] = 9.0  # all weight on the plain 15-pixel spread
+        model.hint_branch.out.bias.copy_(bias)
+        hinted = model(x, hints)
         torch.testing.assert_close(model(x), alone)  # no hints: the prediction from L
     changed = (hinted - alone).abs().sum(1)[0] > 1e-6
     reach = model.hint_branch.reach
@@ -227,6 +226,26 @@ def test_local_hints_change_colours_only_near_a_hint_and_by_its_disagreement():
     assert not changed[:, 3 + reach + 1 :].any()
     gap = torch.tensor([0.4, -0.2]) - alone[0, :, 2, 3]
     assert float((hinted - alone).abs().amax()) <= float(gap.abs().max()) + 1e-5
+
+
+def test_bilateral_spreads_follow_the_hinted_lightness():
+    torch.manual_seed(0)
+    model = registry.build_model(
+        "beta", {"widths": [4, 8], "in_channels": 4, "local_hints": True}
+    ).eval()
+    x = torch.full((1, 1, 16, 16), -0.5)
+    x[..., 8:] = 0.7  # a lighter region on the right
+    hints = torch.zeros(1, 3, 16, 16)
+    hints[0, :2, 8, 6] = torch.tensor([0.5, 0.5])
+    hints[0, 2, 8, 6] = 1.0
+    bias = torch.zeros(9)
+    bias[4 + 3] = 9.0  # all weight on the bilateral 15-pixel spread
+    with torch.no_grad():
+        model.hint_branch.out.bias.copy_(bias)
+        alone, hinted = model(x), model(x, hints)
+    changed = (hinted - alone).abs().sum(1)[0] > 1e-3
+    assert changed[8, :8].all()  # the hint's own region, as far as the spread reaches
+    assert not changed[:, 8:].any()  # nothing across the lightness edge
 
 
 def test_a_beta_model_is_the_prior_of_a_local_hints_model(tmp_path):

@@ -624,6 +624,7 @@ def evaluate_hints(
     batch_size: int = 256,
     device="cpu",
     chroma_size: int | None = None,
+    focus: float = 0.0,
 ) -> dict[str, Any]:
     """Score a hint-aware model given ``n_hints`` hints per image sampled from the truth.
 
@@ -648,6 +649,10 @@ def evaluate_hints(
     device : str
     chroma_size : int, optional
         Working size (longest side); default the checkpoint's, else 256.
+    focus : float
+        Share (0 to 1) of the hint positions drawn in proportion to the model's
+        own error without hints, as a user puts hints where the colours are
+        wrong; 0: uniform positions.
 
     Returns
     -------
@@ -664,6 +669,8 @@ def evaluate_hints(
 
     if int(n_hints) < 0:
         raise ValueError(f"n_hints must be >= 0, got {n_hints}")
+    if not 0.0 <= float(focus) <= 1.0:
+        raise ValueError(f"focus must be between 0 and 1, got {focus}")
     dev = resolve_device(device)
     module, name, size = evaluation._load_model(model, dev, chroma_size)
     if int(n_hints) and not model_accepts_hints(module):
@@ -686,9 +693,18 @@ def evaluate_hints(
                         ab_to_net(lab[..., 1:]).transpose(0, 3, 1, 2), dtype=np.float32
                     )
                 )
-                hints = sample_hints(ab_true, int(n_hints), gen, radius)
                 x = torch.from_numpy(np.ascontiguousarray(l_to_net(lightness), dtype=np.float32))
                 x = x[:, None]
+                weights = None
+                if focus and int(n_hints):
+                    with torch.inference_mode():
+                        alone = module(x.to(dev)).float().cpu()
+                    if tuple(alone.shape[-2:]) != tuple(ab_true.shape[-2:]):
+                        alone = F.interpolate(alone, size=ab_true.shape[-2:], mode="bilinear")
+                    error = (alone - ab_true).norm(dim=1)
+                    share = error / error.sum((1, 2), keepdim=True).clamp(min=1e-12)
+                    weights = (1.0 - focus) / error[0].numel() + focus * share
+                hints = sample_hints(ab_true, int(n_hints), gen, radius, weights)
                 h, w = lightness.shape[1:]
                 if max(h, w) > size:
                     scale = size / max(h, w)
@@ -714,5 +730,6 @@ def evaluate_hints(
         n_hints=int(n_hints),
         seed=int(seed),
         radius=radius,
+        focus=float(focus),
     )
     return report

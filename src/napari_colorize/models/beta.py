@@ -162,17 +162,50 @@ class _DecoderStage(nn.Module):
         return self.refine(self.project(x) + skip)
 
 
+def _summed_area(x):
+    """Summed-area table of ``x`` (N,C,H,W) in float64, zero-padded for :func:`_box_sum`."""
+    return F.pad(x.double(), (1, 0, 1, 0)).cumsum(-1).cumsum(-2)
+
+
+def _box_sum(table, k: int):
+    """Sums of the ``k x k`` windows centred on every pixel (clipped at the border)."""
+    r = k // 2
+    h, w = table.shape[-2] - 1, table.shape[-1] - 1
+    if r:
+        # window starts before the image read the table's zero row/column; ends past
+        # it read its last one
+        table = F.pad(F.pad(table, (r, 0, r, 0)), (0, r, 0, r), mode="replicate")
+    top, bottom = table[..., :h, :], table[..., k : k + h, :]
+    return (
+        bottom[..., k : k + w] - top[..., k : k + w] - bottom[..., :w] + top[..., :w]
+    )  # fmt: skip
+
+
+def _window_counts(h: int, w: int, k: int, device) -> torch.Tensor:
+    """Pixels of the image in each ``k x k`` window, ``(1, 1, H, W)`` float64."""
+    r = k // 2
+
+    def along(n):
+        i = torch.arange(n, device=device)
+        return ((i + r).clamp(max=n - 1) - (i - r).clamp(min=0) + 1).double()
+
+    return (along(h)[:, None] * along(w)[None, :])[None, None]
+
+
 class LocalHints(nn.Module):
     """Correct a prediction near user hints: ``ab = prior + sum_s w_s * spread_s(gap)``.
 
     Each hint says "this colour here, instead of the predicted one": its
-    ``gap = hint ab - prior ab``. The branch averages the gaps of the hints over
-    neighbourhoods of 1, 3, 7 and 15 pixels (``spread_s``, zero where no hint is
-    that close) and learns, per pixel, convex weights ``w_s`` (a softmax that
-    also has a "no correction" choice) from those spreads, how far the pixel's
-    lightness is from the hinted pixels', the decoder's features, L and the
-    prior; dilated 3x3 convs without normalisation (the statistics of sparse
-    hints vary too much).
+    ``gap = hint ab - prior ab``. The hinted pixels take the hint's colour
+    exactly. Around them the branch averages the hints' gaps over
+    neighbourhoods of 1, 3, 7 and 15 pixels, twice: plainly, and counting only
+    the hints whose lightness is close to the pixel's own (a bilateral grid
+    over :attr:`L_BINS` lightness bins, so a correction follows a region of
+    one lightness and stops at its edges). Per pixel it learns convex weights
+    ``w_s`` over those spreads (a softmax that also has a "no correction"
+    choice) from the spreads, how far the pixel's lightness is from the hinted
+    pixels', the decoder's features, L and the prior; dilated 3x3 convs without
+    normalisation (the statistics of sparse hints vary too much).
 
     So a hint changes colours only within :attr:`reach` pixels, never by more
     than its own disagreement with the prediction, and a hint that agrees with
@@ -182,16 +215,18 @@ class LocalHints(nn.Module):
 
     #: Neighbourhood sizes over which hint corrections are spread.
     SCALES = (1, 3, 7, 15)
+    #: Lightness bins of the bilateral spreads (over the networks' [-1, 1] L range).
+    L_BINS = 33
 
     def __init__(self, c_features: int, width: int = 32, dilations=(1, 2, 4, 1)):
         super().__init__()
-        c = c_features + 4 + 2 + 2 + 4 * len(self.SCALES)
+        c = c_features + 4 + 2 + 2 + 7 * len(self.SCALES)
         layers = []
         for d in dilations:
             layers += [nn.Conv2d(c, width, 3, padding=d, dilation=d), nn.ReLU(inplace=True)]
             c = width
         self.body = nn.Sequential(*layers)
-        self.out = nn.Conv2d(width, len(self.SCALES) + 1, 3, padding=1)
+        self.out = nn.Conv2d(width, 2 * len(self.SCALES) + 1, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         with torch.no_grad():
@@ -199,17 +234,63 @@ class LocalHints(nn.Module):
         #: How far (pixels) a hint's influence reaches.
         self.reach = max(self.SCALES) // 2
 
+    #: Lightness bins splatted at once (bounds the memory of a large working image).
+    _BIN_CHUNK = 11
+
+    def _bins(self, lightness, index=None):
+        """Hat weights ``(N, B, H, W)`` of each pixel's lightness over the bins ``index``."""
+        step = 2.0 / (self.L_BINS - 1)
+        if index is None:
+            index = torch.arange(self.L_BINS, device=lightness.device)
+        centres = -1.0 + step * index.to(lightness.dtype)
+        distance = (lightness - centres.view(1, -1, 1, 1)).abs()
+        return (1.0 - distance / step).clamp(min=0.0)
+
+    def _hinted_bins(self, mask, lightness) -> torch.Tensor:
+        """The bins any hinted pixel's lightness falls in: the only non-empty ones."""
+        hinted = lightness[mask > 0]
+        return torch.nonzero(self._bins(hinted.view(1, 1, -1, 1)).amax((0, 2, 3)) > 0)[:, 0]
+
     def spread(self, mask, gap, lightness):
-        """Per scale: ``(mean gap, lightness difference, hint present)`` of the hints nearby."""
+        """Per scale: ``(mean gap, lightness difference, present, bilateral gap, present)``.
+
+        Sums over the ``k x k`` windows come from summed-area tables (float64,
+        so that an empty window is exactly empty), whose cost does not grow
+        with ``k``; means are ratios of sums, so the window's size cancels.
+        Only the lightness bins that hold a hint are splatted.
+        """
+        n, _, h, w = lightness.shape
+        plain = torch.cat([mask, gap, lightness * mask], 1)
+        sliced = {k: torch.zeros(n, 3, h, w, dtype=torch.float64, device=mask.device)
+                  for k in self.SCALES}  # fmt: skip
+        used = self._hinted_bins(mask, lightness)
+        for index in used.split(self._BIN_CHUNK):
+            count = len(index)
+            bins = self._bins(lightness, index)  # (N, B, H, W)
+            # splat the hints into the lightness bins: (N, 3, B, H, W)
+            splat = torch.stack(
+                [bins * mask * gap[:, :1], bins * mask * gap[:, 1:], bins * mask], 1
+            )
+            tables = _summed_area(splat.reshape(n, 3 * count, h, w))
+            for k in self.SCALES:
+                box = _box_sum(tables, k).view(n, 3, count, h, w)
+                # slice the grid at each pixel's own lightness
+                sliced[k] += (box * bins.unsqueeze(1).double()).sum(2)
+        tables = _summed_area(plain)
         out = []
         for k in self.SCALES:
-            pool = {"kernel_size": k, "stride": 1, "padding": k // 2, "count_include_pad": False}
-            weight = F.avg_pool2d(mask, **pool)
+            sums = _box_sum(tables, k)
+            weight = sums[:, :1]
             present = (weight > 0).to(mask.dtype)
-            norm = weight.clamp(min=1e-6)
-            mean_gap = F.avg_pool2d(gap, **pool) / norm * present
-            hinted_l = F.avg_pool2d(lightness * mask, **pool) / norm
-            out.append((mean_gap, (hinted_l - lightness) * present, present))
+            norm = weight.clamp(min=1e-12)
+            mean_gap = (sums[:, 1:3] / norm).to(mask.dtype) * present
+            hinted_l = (sums[:, 3:4] / norm).to(mask.dtype)
+            grid = sliced[k]
+            # a window counts as holding similar hints when their mean weight exceeds 1e-6
+            counts = _window_counts(h, w, k, mask.device)
+            near = (grid[:, 2:] > 1e-6 * counts).to(mask.dtype)
+            similar_gap = (grid[:, :2] / grid[:, 2:].clamp(min=1e-12)).to(mask.dtype) * near
+            out.append((mean_gap, (hinted_l - lightness) * present, present, similar_gap, near))
         return out
 
     def forward(self, features, inputs, prior):
@@ -221,8 +302,10 @@ class LocalHints(nn.Module):
         spread = self.spread(mask, gap, inputs[:, :1])
         x = torch.cat([features, inputs, prior, gap, *(t for s in spread for t in s)], dim=1)
         weights = torch.softmax(self.out(self.body(x)).float(), dim=1).to(prior.dtype)
-        correction = sum(weights[:, i : i + 1] * s[0] for i, s in enumerate(spread))
-        return prior + correction
+        gaps = [s[0] for s in spread] + [s[3] for s in spread]
+        correction = sum(weights[:, i : i + 1] * g for i, g in enumerate(gaps))
+        # where the user said which colour, that colour
+        return torch.where(mask > 0, inputs[:, 1:3], prior + correction)
 
 
 class BetaColorizer(nn.Module):
