@@ -159,7 +159,8 @@ def main(args) -> int:
     print(json.dumps(results, indent=1, default=float))
     if getattr(args, "write", True) and args.split == "test":
         body = (
-            f"`python -m benchmarks.full` ({today()}): `{names['beta']}` and "
+            f"`{' '.join(['python -m benchmarks.full', *sys.argv[1:]])}` ({today()}): "
+            f"`{names['beta']}` and "
             f"`{names['full']}` on {label} ({len(rgb)} punks), ab predicted from L alone and "
             "recombined with the true L; `ciede2000_fg` is the mean CIEDE2000 colour "
             "difference over the punks' own pixels (alpha > 0; lower is better), by punk "
