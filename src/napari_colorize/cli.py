@@ -59,7 +59,7 @@ def _run_models(args) -> int:
     rows = [("name", "arch", "source", "size", "local", "trained on", "metrics")]
     for m in models:
         metrics = ", ".join(
-            f"{k}={v:.3g}"
+            f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3g}"
             for k, v in (m.get("metrics") or {}).items()
             if isinstance(v, (int, float))
         )
