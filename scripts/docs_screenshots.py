@@ -84,6 +84,53 @@ def colorize_screenshot(model: str) -> Path:
     return path
 
 
+def hints_screenshot(model: str = "beta-punks-hints") -> Path:
+    """Colour hints: a punk without and with two hint points (green hair, red lenses)."""
+    from napari_colorize.demo import load_demo_sample
+
+    sample = load_demo_sample()
+    plane = sample.gray[6]
+    viewer = _viewer()
+    gray = viewer.add_image(plane, name="punk")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
+    widget.refresh_choices(block=True)
+    widget.image.value = gray
+    widget.set_model(model)
+    widget.live.value = False
+    _wait(widget.run(start=False))
+    plain = viewer.layers["punk colorized"]
+    plain.name = "no hints"
+    plain.metadata = {}  # keep it: the next run makes its own output layer
+    points = viewer.add_points(
+        HINT_POINTS,
+        face_color=HINT_COLOURS,
+        size=HINT_SIZE,
+        border_width=0.1,
+        border_color="white",
+        name="hints",
+    )
+    widget.reset_choices()
+    widget.hints.value = points
+    _wait(widget.run(start=False))
+    hinted = viewer.layers["punk colorized"]
+    hinted.name = "with the two hints"
+    hinted.translate = (0, 26)
+    points.translate = (0, 26)
+    gray.visible = False
+    viewer.layers.move(viewer.layers.index(points), len(viewer.layers))  # drawn on top
+    viewer.reset_view()
+    viewer.layers.selection.active = points
+    path = _save(viewer, "hints.png")
+    viewer.close()
+    return path
+
+
+#: Two hint points on punk 6 of the demo sample: (row, column), colours and diameter.
+HINT_POINTS = [[6.0, 12.0], [12.5, 9.5]]
+HINT_SIZE = 3.0
+HINT_COLOURS = [[0.2, 0.8, 0.3, 1.0], [0.9, 0.15, 0.1, 1.0]]
+
+
 def lab_screenshot() -> Path:
     """The Lab channels widget on the astronaut: RGB | L | a | b."""
     from napari_colorize.sample_data import gray_photo
@@ -124,7 +171,7 @@ def demo_screenshot(model: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="beta-punks", help="model for the Colorize shot")
-    parser.add_argument("--only", choices=["colorize", "lab", "demo"], default=None)
+    parser.add_argument("--only", choices=["colorize", "lab", "demo", "hints"], default=None)
     args = parser.parse_args()
     if args.only in (None, "lab"):
         lab_screenshot()
@@ -132,6 +179,8 @@ def main() -> None:
         colorize_screenshot(args.model)
     if args.only in (None, "demo"):
         demo_screenshot(args.model)
+    if args.only in (None, "hints"):
+        hints_screenshot()
 
 
 if __name__ == "__main__":
