@@ -92,5 +92,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     _args = build_parser().parse_args()
-    _args.command = "python -m benchmarks.gan_quality " + " ".join(sys.argv[1:])
+    _args.command = " ".join(["python -m benchmarks.gan_quality", *sys.argv[1:]])
     sys.exit(main(_args))

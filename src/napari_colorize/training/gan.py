@@ -503,30 +503,39 @@ class GANTask(ColorizationTask):
 
 #: The ``gan-punks`` schedule, in steps of 32 punks (8500 punks: 265 steps an epoch).
 GAN_PUNKS_STEPS = {"pretrain_g_steps": 10600, "pretrain_d_steps": 400, "adversarial": 1500}
+#: How the ``gan-punks`` generator differs from ``punks_config()``.
+GAN_PUNKS_GENERATOR = {"spectral_norm": False, "attention": ()}
 
 
 def gan_punks_config():
     """The ``gan-punks`` preset's :class:`~.trainer.TrainConfig` (the bundled ``gan-punks``).
 
-    The generator of :func:`~napari_colorize.models.unet.punks_config`, 3
+    The generator of :func:`~napari_colorize.models.unet.punks_config` without
+    spectral norm and self-attention (:data:`GAN_PUNKS_GENERATOR`), 3
     spectrally normalised PatchGANs (width 32, 2 strided layers) at 24, 12 and
     6 pixels. 10600 steps (40 epochs) of generator pretraining (AdamW,
     one-cycle), 400 of discriminator pretraining, 1500 adversarial (LSGAN +
-    feature matching + reconstruction). The reconstruction loss is ``delta_e``
-    (the Euclidean ab distance, the loss of ``beta-punks`` and the quantity the
-    evaluation's CIEDE2000 approximates) rather than pix2pix's per-channel L1,
-    weighted 100 as pix2pix weights its L1. About 27 CPU minutes on one core.
+    feature matching + reconstruction), then precise-BN recalibration of the
+    generator over 50 batches, as for ``beta-punks``. The reconstruction loss
+    is ``delta_e`` (the Euclidean ab distance, the loss of ``beta-punks`` and
+    the quantity the evaluation's CIEDE2000 approximates) rather than pix2pix's
+    per-channel L1, weighted 100 as pix2pix weights its L1. About 23 minutes on
+    one thread.
+
+    Spectral norm in the generator (as SAGAN has it) left the pretrained
+    generator at a validation ``ciede2000_fg`` of 2.37 (beta-punks: 1.31);
+    without it 1.78, and without self-attention as well 1.50 (docs/benchmarks.md).
     """
     from ..models.unet import punks_config
     from .trainer import TrainConfig
 
     steps = GAN_PUNKS_STEPS
     return TrainConfig(
-        arch="gan", model_config=punks_config().to_dict(), task="gan",
+        arch="gan", model_config=punks_config(**GAN_PUNKS_GENERATOR).to_dict(), task="gan",
         max_steps=steps["pretrain_g_steps"] + steps["pretrain_d_steps"] + steps["adversarial"],
         batch_size=32, lr=2e-3, weight_decay=1e-4, optimizer="adamw", scheduler="onecycle",
         loss="delta_e", chroma_size=24, checkpoint_every=500, preview_every=500, val_every=0,
-        out="runs/gan-punks.safetensors",
+        bn_recalibrate=50, out="runs/gan-punks.safetensors",
         task_config={
             "gan_loss": "lsgan", "l1_weight": 100.0, "fm_weight": 10.0, "adv_weight": 1.0,
             "pretrain_g_steps": steps["pretrain_g_steps"],
