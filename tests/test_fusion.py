@@ -208,3 +208,29 @@ def test_presets_listed_and_fair():
     same = ("batch_size", "weight_decay", "optimizer", "scheduler", "loss", "seed", "flips")
     assert {k: getattr(full, k) for k in same} == {k: getattr(beta, k) for k in same}
     assert get_preset("inception-punks").config().task.endswith(":ClassificationTask")
+
+
+def test_a_hint_aware_full_model_trains_with_sampled_hints(tmp_path, classifier_file):
+    from napari_colorize.hints import model_accepts_hints
+    from napari_colorize.training.hints import TASK, HintFusionTask
+
+    rgb = (np.random.default_rng(1).random((8, 16, 16, 3)) * 255).astype(np.uint8)
+    out = tmp_path / "full-hints.safetensors"
+    cfg = tiny_config(classifier_source=str(classifier_file), beta={**BETA, "in_channels": 4})
+    config = TrainConfig(
+        arch="full", model_config=cfg, max_steps=2, batch_size=4, out=str(out), seed=0,
+        val_every=0, task=TASK, task_config={"hint_p": 0.5},
+    )  # fmt: skip
+    trainer = Trainer(config, rgb, rgb[:2])
+    result = trainer.fit()
+    assert isinstance(trainer.task, HintFusionTask)
+    assert result.step == 2
+    loaded, meta = registry.load_model(out)
+    assert meta.extra.get("hints") is True  # the file says it takes hints
+    assert model_accepts_hints(loaded)
+    hints = torch.zeros(1, 3, 16, 16)
+    hints[0, :2, 5, 5] = torch.tensor([0.5, -0.5])
+    hints[0, 2, 5, 5] = 1.0
+    x = torch.rand(1, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert not torch.allclose(loaded(x, hints=hints), loaded(x))  # the hints reach it
