@@ -61,29 +61,30 @@ def gray_image(size: int = SIZE) -> np.ndarray:
 # ------------------------------------------------------------------ quality
 
 
-class PasteHints:
-    """The trivial way to follow hints: a model's own colours, with the hinted pixels pasted."""
+def pasted_hints_model(model):
+    """``(module, chroma_size)``: ``model``'s own colours with the hinted pixels pasted.
 
-    def __new__(cls, model):
-        import torch
+    The trivial way to follow hints, to tell what a hint-aware model adds around them.
+    """
+    import torch
 
-        class _Paste(torch.nn.Module):
-            accepts_hints = True
+    from napari_colorize.registry import load_model
 
-            def __init__(self, prior):
-                super().__init__()
-                self.prior = prior
+    class PastedHints(torch.nn.Module):
+        accepts_hints = True
 
-            def forward(self, x, hints=None):
-                ab = self.prior(x)
-                if hints is None:
-                    return ab
-                return torch.where(hints[:, 2:3] > 0, hints[:, :2].to(ab.dtype), ab)
+        def __init__(self, prior):
+            super().__init__()
+            self.prior = prior
 
-        from napari_colorize.registry import load_model
+        def forward(self, x, hints=None):
+            ab = self.prior(x)
+            if hints is None:
+                return ab
+            return torch.where(hints[:, 2:3] > 0, hints[:, :2].to(ab.dtype), ab)
 
-        prior, _ = load_model(model)
-        return _Paste(prior.eval())
+    prior, meta = load_model(model)
+    return PastedHints(prior.eval()), (meta.extra or {}).get("chroma_size")
 
 
 #: Hint positions: uniform, or all where the model alone is wrong (in proportion to its error).
@@ -100,7 +101,7 @@ def quality(model, baseline, data="punks:test", seed=0, radius=1) -> dict:
     from napari_colorize.hints import evaluate_hints
 
     out = {"hints": {}, "paste": {}, "baseline": None}
-    paste = PasteHints(baseline) if baseline else None
+    paste, paste_size = pasted_hints_model(baseline) if baseline else (None, None)
     for placement, focus in FOCUS.items():
         for n in HINT_COUNTS:
             t0 = time.perf_counter()
@@ -113,7 +114,7 @@ def quality(model, baseline, data="punks:test", seed=0, radius=1) -> dict:
                 # the same hints (the frozen prior of a local-hints model is the
                 # baseline, so "where wrong" picks the same pixels too)
                 r = evaluate_hints(paste, n, data, seed=seed, radius=radius, focus=focus,
-                                   chroma_size=24 if "punks" in data else None)  # fmt: skip
+                                   chroma_size=paste_size)  # fmt: skip
                 out["paste"][placement, n] = r
                 line += f"; {baseline} + pasted hints {r['ciede2000_fg']:.3f}"
             print(line + f" ({time.perf_counter() - t0:.0f} s)")

@@ -695,21 +695,23 @@ def evaluate_hints(
                 )
                 x = torch.from_numpy(np.ascontiguousarray(l_to_net(lightness), dtype=np.float32))
                 x = x[:, None]
-                weights = None
-                if focus and int(n_hints):
-                    with torch.inference_mode():
-                        alone = module(x.to(dev)).float().cpu()
-                    if tuple(alone.shape[-2:]) != tuple(ab_true.shape[-2:]):
-                        alone = F.interpolate(alone, size=ab_true.shape[-2:], mode="bilinear")
-                    error = (alone - ab_true).norm(dim=1)
-                    share = error / error.sum((1, 2), keepdim=True).clamp(min=1e-12)
-                    weights = (1.0 - focus) / error[0].numel() + focus * share
-                hints = sample_hints(ab_true, int(n_hints), gen, radius, weights)
                 h, w = lightness.shape[1:]
+                work = None
                 if max(h, w) > size:
                     scale = size / max(h, w)
                     work = (max(1, round(h * scale)), max(1, round(w * scale)))
                     x = F.interpolate(x, size=work, mode="area")
+                weights = None
+                if focus and int(n_hints):  # the model's own error, at its working size
+                    with torch.inference_mode():
+                        alone = module(x.to(dev)).float().cpu()
+                    if tuple(alone.shape[-2:]) != (h, w):
+                        alone = F.interpolate(alone, size=(h, w), mode="bilinear")
+                    error = (alone - ab_true).norm(dim=1)
+                    share = error / error.sum((1, 2), keepdim=True).clamp(min=1e-12)
+                    weights = (1.0 - focus) / error[0].numel() + focus * share
+                hints = sample_hints(ab_true, int(n_hints), gen, radius, weights)
+                if work is not None:
                     hints = _shrink_hints(hints, work)
                 with torch.inference_mode():
                     kwargs = {"hints": hints.to(dev)} if model_accepts_hints(module) else {}

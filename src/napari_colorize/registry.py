@@ -343,24 +343,21 @@ _BUNDLED = {
 
 _ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com"
 _ZHANG_DATA = "ImageNet (Zhang et al., published weights)"
+_ECCV16 = PretrainedModel(
+    "eccv16", "eccv16", "Zhang et al. ECCV 2016 colorizer for natural photos",
+    source="url", filename="colorization_release_v2-9b330a0b.pth",
+    url=f"{_ZHANG_URL}/colorization_release_v2-9b330a0b.pth",
+    sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
+    size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
+    config={"decoding": "expectation"},
+)  # fmt: skip
 #: Published weights fetched on first use.
 _DOWNLOADS = [
-    PretrainedModel(
-        "eccv16", "eccv16", "Zhang et al. ECCV 2016 colorizer for natural photos",
-        source="url", filename="colorization_release_v2-9b330a0b.pth",
-        url=f"{_ZHANG_URL}/colorization_release_v2-9b330a0b.pth",
-        sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
-        size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
-        config={"decoding": "expectation"},
-    ),
-    PretrainedModel(
-        # the same file, decoded as the paper does: annealed mean of the 313 bins
-        "eccv16-annealed", "eccv16",
-        "ECCV16 with the paper's annealed-mean decoding (T = 0.38): more vivid colours",
-        source="url", filename="colorization_release_v2-9b330a0b.pth",
-        url=f"{_ZHANG_URL}/colorization_release_v2-9b330a0b.pth",
-        sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
-        size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
+    _ECCV16,
+    # the same file, decoded as the paper does: annealed mean of the 313 bins
+    dataclasses.replace(
+        _ECCV16, name="eccv16-annealed",
+        description="ECCV16 decoded as the paper does (annealed mean, T = 0.38): more vivid",
         config={"decoding": "annealed_mean", "temperature": 0.38},
     ),
     PretrainedModel(

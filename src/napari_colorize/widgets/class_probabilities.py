@@ -186,12 +186,11 @@ def _probe():
 
 
 def _download(name: str):
-    """Generator worker: fetch a classifier's weights, yielding ``(done, total)`` bytes."""
+    """Generator worker: fetch a classifier's weights, yielding ``DownloadProgress`` events."""
     from ..registry import fetch_weights
 
     try:
-        for event in fetch_weights(name):
-            yield event.done * 1000, (event.total * 1000 or None)
+        yield from fetch_weights(name)
     except Exception as exc:  # shown by the main thread
         return exc
     return None
@@ -458,11 +457,10 @@ class ClassProbabilitiesWidget(Container):
         worker.start()
         return worker
 
-    def _on_download_progress(self, value) -> None:
-        done, total = value
-        if total and not self._closed:
-            self.progress.value = int(100 * done / total)
-            self.status.value = f"downloading: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+    def _on_download_progress(self, event) -> None:
+        if event.total and not self._closed:
+            self.progress.value = int(100 * event.done / event.total)
+            self.status.value = event.message
 
     def _on_downloaded(self, name, error) -> None:
         if self._closed:
