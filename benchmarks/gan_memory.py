@@ -36,7 +36,8 @@ least 4x as many).
 Modes: float32; float32 with gradient checkpointing; bf16 autocast (the
 trainer's mixed precision: ``torch.autocast`` with bfloat16, on the CPU too
 when measured there); bf16 with checkpointing. ``channels_last`` is used on
-CUDA only (as the trainer does).
+CUDA only (the trainer uses it on the CPU too, for speed; the CPU figures
+here are in NCHW, as they were first measured).
 
 Run: ``python -m benchmarks.gan_memory [--quick] [--no-write] [--device D]``;
 writes the ``gan-memory`` section of ``docs/benchmarks.md``.
@@ -114,7 +115,8 @@ def build(device: str, amp: bool, checkpointing: bool, size: int):
     config = TrainConfig(
         arch="gan", model_config=gen_config.to_dict(), lr=2e-4, device=device,
         task_config={"pretrain_g_steps": 0, "pretrain_d_steps": 0,
-                     "gradient_checkpointing": checkpointing},
+                     "gradient_checkpointing": checkpointing,
+                     "channels_last": torch.device(device).type == "cuda"},
     )  # fmt: skip
     model = UNetColorizer(gen_config).to(device)
     task = make_task(model, config)

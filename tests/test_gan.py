@@ -245,4 +245,4 @@ def test_gan_punks_preset_is_consistent():
     assert gan.pretrain_g_steps + gan.pretrain_d_steps < config.max_steps
     model = build_model(config.arch, config.model_config)
     assert isinstance(model, UNetColorizer)
-    assert sum(p.numel() for p in model.parameters()) < 1_000_000  # a few MB bundled
+    assert sum(p.numel() for p in model.parameters()) < 2_000_000  # a few MB bundled

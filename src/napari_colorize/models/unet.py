@@ -164,9 +164,12 @@ class UNetConfig:
 
 
 def punks_config(**overrides) -> UNetConfig:
-    """The generator of the bundled ``gan-punks`` (24x24 pixel art; 0.48 M parameters).
+    """A generator for 24x24 pixel art (CryptoPunks; 0.49 M parameters).
 
-    Levels at 12, 6 and 3 pixels, self-attention over the 144 positions of the first.
+    Levels at 12, 6 and 3 pixels, self-attention over the 144 positions of the
+    first. The bundled ``gan-punks`` is this without spectral norm and
+    self-attention and 1.5 times as wide (``GAN_PUNKS_GENERATOR`` of
+    :mod:`napari_colorize.training.gan`).
     """
     return UNetConfig(**{"widths": (32, 64, 128), "stem": 16, "attention": (0,), **overrides})
 
