@@ -525,17 +525,18 @@ def gan_punks_config():
     generator over 50 batches, as for ``beta-punks``. The reconstruction loss
     is ``delta_e`` (the Euclidean ab distance, the loss of ``beta-punks`` and
     the quantity the evaluation's CIEDE2000 approximates) rather than pix2pix's
-    per-channel L1, weighted 100 as pix2pix weights its L1. About 30 minutes on
-    one thread.
+    per-channel L1, weighted 100 as pix2pix weights its L1. In channels_last
+    (the CPU default): 68 minutes on one thread of an AVX2-only CPU with
+    another run on the other core; the pretraining ran at 9.8 steps/s on an
+    earlier machine, 3.2 here (docs/benchmarks.md).
 
     Capacity decides (validation ``ciede2000_fg`` after generator pretraining,
     beta-punks: 1.31): spectral norm in the generator (as SAGAN has it) left it
     at 2.37; without spectral norm and self-attention the 0.49 M-parameter
     generator reached 1.50-2.01 depending on the learning rate; this wider one
-    1.28 (docs/benchmarks.md). The whole recipe's result depends on rounding:
-    runs that differ only in the seed or the memory format (channels_last)
-    ended between 1.11 and 1.61, so the preset pins NCHW, in which it
-    reproduces the bundle on one CPU thread.
+    1.28-1.50 depending on the seed (docs/benchmarks.md). The bundle is this
+    preset's run with the default seed; with ``--seed 1`` it scores within 1 %
+    of it on punks:test.
     """
     from ..models.unet import punks_config
     from .trainer import TrainConfig
@@ -553,7 +554,5 @@ def gan_punks_config():
             "pretrain_d_steps": steps["pretrain_d_steps"],
             "lr_d": 4e-4, "adv_lr_g": 1e-4, "betas": [0.5, 0.999],
             "discriminator": {"width": 32, "n_layers": 2, "num_scales": 3},
-            # NCHW, as the bundled gan-punks was trained (see the docstring)
-            "channels_last": False,
         },
     )  # fmt: skip
