@@ -12,7 +12,7 @@ batches) and is scored, with the run's own result, on the validation punks
   pretraining. ``final`` is what the preset writes.
 - ``pretrain``: the generator pretraining only (10,600 steps). EMAs from step
   5,300 (decays 0.999, 0.9995) and uniform averages of the last 50 % and 25 %
-  of the steps. ``final`` is the last weights.
+  of the steps. ``final`` is the last weights (BN recalibrated, as the preset does).
 
 ``--tiny`` shrinks the schedule to a few steps (to check the script). The
 figures in docs/benchmarks.md (GAN quality) took 68 min (``preset``, one
@@ -29,9 +29,11 @@ import time
 from pathlib import Path
 
 
-def _averages(mode: str, steps: dict) -> dict[str, tuple[int, float | None]]:
-    """name -> (the step it starts at, EMA decay or None for a uniform average)."""
-    g = steps["pretrain_g_steps"]
+def _averages(mode: str, g: int, adv0: int) -> dict[str, tuple[int, float | None]]:
+    """name -> (the step it starts at, EMA decay or None for a uniform average).
+
+    ``g`` is the number of pretraining steps, ``adv0`` the first adversarial step.
+    """
     if mode == "pretrain":
         return {
             "ema0.999": (g // 2, 0.999),
@@ -39,7 +41,6 @@ def _averages(mode: str, steps: dict) -> dict[str, tuple[int, float | None]]:
             "uniform50": (g // 2, None),
             "uniform25": (g - g // 4, None),
         }
-    adv0 = g + steps["pretrain_d_steps"]
     return {f"ema{d}": (adv0, d) for d in (0.995, 0.998, 0.999)}
 
 
@@ -67,15 +68,14 @@ def run(mode: str, seed: int, out: Path, tiny: bool = False) -> dict[str, Path]:
     config = dataclasses.replace(
         base, seed=seed, max_steps=sum(steps.values()), epochs=None, task_config=task,
         out=str(out / "final.safetensors"), preview_every=0,
-        bn_recalibrate=0 if mode == "pretrain" else base.bn_recalibrate,
     )  # fmt: skip
     config, train, val = preset_run("gan-punks", config=config)
     trainer = Trainer(config, train, val)
-    plan = _averages(mode, steps)
-    averages: dict[str, dict] = {}
-    counts: dict[str, int] = {}
     g = steps["pretrain_g_steps"]
     adv0 = g + steps["pretrain_d_steps"]
+    plan = _averages(mode, g, adv0)
+    averages: dict[str, dict] = {}
+    counts: dict[str, int] = {}
 
     def params():
         return dict(trainer.model.named_parameters())
@@ -98,9 +98,6 @@ def run(mode: str, seed: int, out: Path, tiny: bool = False) -> dict[str, Path]:
                     weight = 1.0 - decay if decay is not None else 1.0 / counts[name]
                     for k, p in params().items():
                         averages[name][k].lerp_(p.detach(), weight)
-    if mode == "pretrain":  # the run's own result, recalibrated like the averages
-        trainer.recalibrate_batchnorm(base.bn_recalibrate)
-        trainer.save(out / "final.safetensors")
     paths = {"final": out / "final.safetensors"}
     for name, average in averages.items():
         with torch.no_grad():

@@ -534,7 +534,7 @@ def gan_punks_config():
     beta-punks: 1.31): spectral norm in the generator (as SAGAN has it) left it
     at 2.37; without spectral norm and self-attention the 0.49 M-parameter
     generator reached 1.50-2.01 depending on the learning rate; this wider one
-    1.28-1.50 depending on the seed (docs/benchmarks.md). The bundle is this
+    1.28-1.58 depending on the seed and the rounding (docs/benchmarks.md). The bundle is this
     preset's run with the default seed; with ``--seed 1`` it scores within 1 %
     of it on punks:test.
     """
