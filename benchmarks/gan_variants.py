@@ -36,8 +36,9 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "pretrain-narrow-lr3e-3": ({**PRETRAIN, "lr": 3e-3}, NARROW, {}),
     "pretrain-wide-lr2e-3": ({**PRETRAIN, "lr": 2e-3}, WIDE, {}),
     "pretrain-wide-lr3e-3": ({**PRETRAIN, "lr": 3e-3}, WIDE, {}),
-    "adversarial-default": ({}, {}, {}),
-    "adversarial-lr3e-5": ({}, {}, {"adv_lr_g": 3e-5}),
+    "adversarial-default": ({}, {}, {"generator_bn": "train"}),
+    "adversarial-lr3e-5": ({}, {}, {"adv_lr_g": 3e-5, "generator_bn": "train"}),
+    "adversarial-frozen-bn": ({}, {}, {"generator_bn": "frozen"}),
 }
 
 

@@ -119,6 +119,22 @@ def test_one_adversarial_step_changes_both_networks(kind):
     assert task.steps_done() == 1
 
 
+@pytest.mark.parametrize("mode", ["train", "frozen"])
+def test_frozen_generator_bn_keeps_the_statistics_and_trains_the_weights(mode):
+    task, ctx = _task(pretrain_g_steps=0, pretrain_d_steps=0, generator_bn=mode)
+    task.model.train()  # as the trainer leaves it, e.g. after a validation
+    g0 = {k: v.clone() for k, v in task.model.state_dict().items()}
+    batch = (torch.rand(4, 1, 12, 12) * 2 - 1, (torch.rand(4, 2, 12, 12) - 0.5) * 0.5)
+    task.training_step(batch, ctx)
+    changed = {k for k, v in task.model.state_dict().items() if not torch.equal(v, g0[k])}
+    stats = {k for k in g0 if k.endswith(("running_mean", "running_var"))}
+    assert stats, "the tiny generator has BatchNorm layers"
+    assert any(k.endswith("weight.original") for k in changed)
+    assert (changed & stats == set()) == (mode == "frozen")
+    with pytest.raises(ValueError, match="generator_bn"):
+        GANConfig(generator_bn="eval")
+
+
 def test_phases_follow_the_step_count():
     task, ctx = _task(pretrain_g_steps=2, pretrain_d_steps=3)
     assert [task.phase_at(s) for s in range(7)] == [PHASES[0]] * 2 + [PHASES[1]] * 3 + [
@@ -196,6 +212,26 @@ def test_schedule_end_to_end_with_exact_resume_across_a_phase_boundary(tmp_path)
     assert meta.arch == "gan"
     assert isinstance(model, UNetColorizer)
     assert not any(k.startswith("discriminator") for k in model.state_dict())
+
+
+def test_frozen_generator_bn_is_recalibrated_once_at_the_end_of_the_pretraining():
+    def stats(model):
+        return {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
+
+    cfg = dataclasses.replace(_config(generator_bn="frozen"), bn_recalibrate=2)
+    trainer = Trainer(cfg, _data())
+    seen = {}
+    for event in trainer.run():  # a StepEvent comes before that step's recalibration
+        if isinstance(event, StepEvent):
+            seen[event.step] = stats(trainer.model)
+    final = stats(trainer.model)
+    assert trainer.task.bn_recalibration_steps(7) == (2,)
+    assert any(not torch.equal(seen[2][k], seen[3][k]) for k in final)  # recalibrated
+    assert all(torch.equal(seen[3][k], final[k]) for k in final)  # then frozen to the end
+
+    default = Trainer(dataclasses.replace(_config(), bn_recalibrate=2), _data())
+    default.fit()
+    assert default.task.bn_recalibration_steps(7) == (7,)
 
 
 @pytest.mark.parametrize("grayscale", [False, True])

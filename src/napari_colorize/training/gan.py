@@ -20,6 +20,9 @@ Schedule (DeOldify's "NoGAN", Antic 2019), in optimizer steps of the trainer:
    separate learning rates (``adv_lr_g``, ``lr_d``: the two time-scale update
    rule of Heusel et al. 2017, as SAGAN uses), constant for the first half of
    the phase and decaying linearly to 0 over the second (pix2pix's policy).
+   With ``generator_bn="frozen"`` the generator's BatchNorm statistics are
+   recalibrated at the end of phase 1 (``TrainConfig.bn_recalibrate``) and kept
+   from then on, so phases 2 and 3 train the network exactly as it is deployed.
 
 The phase is a function of the step count, and the step count is read from the
 two learning-rate schedules (each counts its optimizer's steps), which the
@@ -59,6 +62,7 @@ from .task import ColorizationTask, Optim, lr_factor, make_optimizer
 
 __all__ = [
     "GAN_LOSSES",
+    "GENERATOR_BN",
     "PHASES",
     "ClassifierFeatureLoss",
     "GANConfig",
@@ -71,6 +75,8 @@ __all__ = [
 ]
 
 GAN_LOSSES = ("lsgan", "hinge")
+#: What the generator's BatchNorm layers do after the pretraining (``GANConfig.generator_bn``).
+GENERATOR_BN = ("train", "frozen")
 #: The schedule's phases, in order.
 PHASES = ("generator", "discriminator", "adversarial")
 
@@ -118,6 +124,12 @@ class GANConfig:
         For hint-aware generators: mean number of hinted pixels per training image.
     hint_dropout : float
         Fraction of training images that get no hints at all.
+    generator_bn : {"train", "frozen"}
+        What the generator's BatchNorm layers do after the pretraining. ``"train"``:
+        they normalise with batch statistics and update their running ones, as in
+        pix2pix. ``"frozen"``: they keep the statistics the pretraining ended with
+        (eval mode), so the adversarial phase trains the network exactly as it
+        runs at inference (their affine weights still learn).
     """
 
     gan_loss: str = "lsgan"
@@ -137,9 +149,15 @@ class GANConfig:
     encoder_init: str | None = None
     hint_points: float = 10.0
     hint_dropout: float = 0.1
+    generator_bn: str = "train"
 
     def __post_init__(self):
         self.betas = tuple(float(b) for b in self.betas)
+        if self.generator_bn not in GENERATOR_BN:
+            raise ValueError(
+                f"unknown generator_bn {self.generator_bn!r}; "
+                f"choose one of {', '.join(GENERATOR_BN)}"
+            )
         if self.gan_loss not in GAN_LOSSES:
             raise ValueError(
                 f"unknown gan_loss {self.gan_loss!r}; choose one of {', '.join(GAN_LOSSES)}"
@@ -406,6 +424,16 @@ class GANTask(ColorizationTask):
         d = optims["discriminator"].scheduler.last_epoch
         return g + min(d, self.d_steps)
 
+    def bn_recalibration_steps(self, total_steps: int) -> tuple[int, ...]:
+        """The end of the run; with ``generator_bn="frozen"``, the end of the pretraining.
+
+        Frozen statistics are then the precise ones of the pretrained generator,
+        and the weights trained against them are not given others afterwards.
+        """
+        if self.gan.generator_bn == "frozen":
+            return (self.g_steps,) if self.g_steps else ()
+        return (int(total_steps),)
+
     def phase_at(self, step: int) -> str:
         """The phase (one of :data:`PHASES`) of trainer step ``step`` (0-based)."""
         if step < self.g_steps:
@@ -415,6 +443,12 @@ class GANTask(ColorizationTask):
         return PHASES[2]
 
     # -- one step -------------------------------------------------------------------
+
+    def _freeze_generator_bn(self) -> None:
+        """Put the generator's BatchNorm layers in eval mode (``generator_bn="frozen"``)."""
+        for m in self.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
     def _inputs(self, batch):
         l_net, ab, *_ = batch
@@ -474,6 +508,8 @@ class GANTask(ColorizationTask):
         for group in g_opt.param_groups:
             if "betas" in group:
                 group["betas"] = self.gan.betas
+        if self.gan.generator_bn == "frozen":  # again each step: validation resets the modes
+            self._freeze_generator_bn()
         with ctx.autocast():
             fake = self.model(l_net, hints) if self.hints else self.model(l_net)
         d_terms = self._discriminator_step(l_net, ab, fake, ctx)
@@ -520,23 +556,22 @@ def gan_punks_config():
     :data:`GAN_PUNKS_GENERATOR`), 3 spectrally normalised PatchGANs (width 32,
     2 strided layers) at 24, 12 and 6 pixels. 10600 steps (40 epochs) of
     generator pretraining (AdamW, one-cycle, peak learning rate 3e-3 as for
-    ``beta-punks``), 400 of discriminator pretraining, 1500 adversarial (LSGAN
-    + feature matching + reconstruction), then precise-BN recalibration of the
-    generator over 50 batches, as for ``beta-punks``. The reconstruction loss
-    is ``delta_e`` (the Euclidean ab distance, the loss of ``beta-punks`` and
-    the quantity the evaluation's CIEDE2000 approximates) rather than pix2pix's
+    ``beta-punks``), precise-BN recalibration of the generator over 50
+    batches, 400 steps of discriminator pretraining, 1500 adversarial (LSGAN +
+    feature matching + reconstruction) with the generator's BatchNorm
+    statistics frozen (``generator_bn="frozen"``). The reconstruction loss is
+    ``delta_e`` (the Euclidean ab distance, the loss of ``beta-punks`` and the
+    quantity the evaluation's CIEDE2000 approximates) rather than pix2pix's
     per-channel L1, weighted 100 as pix2pix weights its L1. In channels_last
-    (the CPU default): 68 minutes on one thread of an AVX2-only CPU with
-    another run on the other core; the pretraining ran at 9.8 steps/s on an
-    earlier machine, 3.2 here (docs/benchmarks.md).
+    (the CPU default).
 
-    Capacity decides (validation ``ciede2000_fg`` after generator pretraining,
-    beta-punks: 1.31): spectral norm in the generator (as SAGAN has it) left it
-    at 2.37; without spectral norm and self-attention the 0.49 M-parameter
-    generator reached 1.50-2.01 depending on the learning rate; this wider one
-    1.28-1.58 depending on the seed and the rounding (docs/benchmarks.md). The bundle is this
-    preset's run with the default seed; with ``--seed 1`` it scores within 1 %
-    of it on punks:test.
+    Frozen statistics decide the result (docs/benchmarks.md): the pretrained
+    generator depends on the statistics of its batch, and with its stored
+    ones it turns a few dozen punks into noise (seed 0: punks:test
+    ``ciede2000_fg`` 1.76 in eval mode, 1.29 with batch statistics); training
+    on in the adversarial phase with batch statistics kept it so (1.92), the
+    frozen adversarial phase trains the deployed network and repairs them
+    (1.17; seed 1: 1.19, beta-punks 1.36).
     """
     from ..models.unet import punks_config
     from .trainer import TrainConfig
@@ -552,7 +587,7 @@ def gan_punks_config():
             "gan_loss": "lsgan", "l1_weight": 100.0, "fm_weight": 10.0, "adv_weight": 1.0,
             "pretrain_g_steps": steps["pretrain_g_steps"],
             "pretrain_d_steps": steps["pretrain_d_steps"],
-            "lr_d": 4e-4, "adv_lr_g": 1e-4, "betas": [0.5, 0.999],
+            "lr_d": 4e-4, "adv_lr_g": 1e-4, "betas": [0.5, 0.999], "generator_bn": "frozen",
             "discriminator": {"width": 32, "n_layers": 2, "num_scales": 3},
         },
     )  # fmt: skip

@@ -195,6 +195,10 @@ class ColorizationTask:
         )
         return {"model": Optim(opt, sched, params)}
 
+    def bn_recalibration_steps(self, total_steps: int) -> tuple[int, ...]:
+        """After which trainer steps ``TrainConfig.bn_recalibrate`` applies: the last one."""
+        return (int(total_steps),)
+
     def training_step(self, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch = (l, ab)``; returns the detached losses."""
         l_net, ab, *_ = batch

@@ -92,9 +92,11 @@ class TrainConfig:
     chroma_size : int, optional
         The working size stored for inference (``extra.chroma_size``).
     bn_recalibrate : int
-        At the end of a run that was not stopped, re-estimate BatchNorm statistics
-        over this many training batches (see :meth:`Trainer.recalibrate_batchnorm`);
-        0 keeps the running averages.
+        Re-estimate BatchNorm statistics over this many training batches (see
+        :meth:`Trainer.recalibrate_batchnorm`) after the steps the task names
+        (``task.bn_recalibration_steps``: the last one, i.e. at the end of a run
+        that was not stopped, unless the task says otherwise); 0 keeps the
+        running averages.
     task : str, optional
         What one step does: ``"colorization"`` (:class:`ColorizationTask`, one
         regression loss), ``"gan"`` (:class:`~napari_colorize.training.gan.GANTask`)
@@ -605,6 +607,8 @@ class Trainer:
             amp=None if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", ""),
         )  # fmt: skip
         self._eval_mode(True)
+        recalibrate_at = set(self.task.bn_recalibration_steps(self.total_steps))
+        at_end_too = self.total_steps in recalibrate_at
         first_step = self.step
         recent: list[float] = []
         t0 = time.perf_counter()
@@ -636,7 +640,9 @@ class Trainer:
                 )  # fmt: skip
                 at_end = self.step >= self.total_steps
                 epoch_end = self.step % self.steps_per_epoch == 0
-                recalibrating = at_end and cfg.bn_recalibrate  # validated after that
+                if cfg.bn_recalibrate and not at_end and self.step in recalibrate_at:
+                    self.recalibrate_batchnorm(cfg.bn_recalibrate)
+                recalibrating = at_end and cfg.bn_recalibrate and at_end_too  # validated after
                 if (
                     self.val_set is not None
                     and not recalibrating
@@ -654,7 +660,7 @@ class Trainer:
                     break
 
         stopped = self.step < self.total_steps
-        if not stopped and cfg.bn_recalibrate:
+        if not stopped and cfg.bn_recalibrate and at_end_too:
             self.recalibrate_batchnorm(cfg.bn_recalibrate)
             wrote_at = -1
             if self.val_set is not None:
