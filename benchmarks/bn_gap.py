@@ -12,23 +12,24 @@ the weights. It also prints the worst images' error in eval mode.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 import numpy as np
 
 
-def _predict(model, x, batch_bn: bool):
+@contextlib.contextmanager
+def _batch_statistics(model):
+    """BatchNorm normalises by each batch's own statistics; the stored ones stay as they are."""
     import torch
 
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    model.eval()
     momenta = [b.momentum for b in bns]
     for b in bns:
-        b.train(batch_bn)
-        b.momentum = 0.0  # batch statistics, but the running ones stay as stored
+        b.train()
+        b.momentum = 0.0  # running = (1 - 0) * running: nothing is updated
     try:
-        with torch.no_grad():
-            return torch.cat([model(x[i : i + 250]) for i in range(0, len(x), 250)])
+        yield model
     finally:
         for b, m in zip(bns, momenta):
             b.momentum = m
@@ -37,29 +38,23 @@ def _predict(model, x, batch_bn: bool):
 
 def gap(name: str, split: str = "test") -> dict[str, float]:
     """``ciede2000_fg`` of ``name`` in eval mode and with batch statistics, and the worst image."""
-    import torch
-
     from napari_colorize import metrics
-    from napari_colorize.color import l_to_net, lab_to_rgb, net_to_ab, rgb_to_lab
     from napari_colorize.registry import load_model
 
-    from .full import _data
+    from .full import _data, colorize
 
     rgb, alpha, _, _ = _data(split)
-    lightness = rgb_to_lab(rgb)[..., 0]
-    x = torch.from_numpy(l_to_net(lightness)[:, None].astype(np.float32))
-    model, _ = load_model(name)
-    out = {}
-    for key, batch_bn in (("eval", False), ("batch_bn", True)):
-        ab = net_to_ab(_predict(model, x, batch_bn).float()).permute(0, 2, 3, 1).numpy()
-        pred = lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
-        scores = metrics.score_images(pred, rgb, alpha)
-        out[key] = scores.summary()["ciede2000_fg"]
-        if key == "eval":
-            per_image = scores.de_fg_sum / np.maximum(scores.n_fg, 1)
-            out["worst_eval"] = float(per_image.max())
-            out["over_10"] = int((per_image > 10).sum())
-    return out
+    model, _ = load_model(name)  # in eval mode
+    eval_scores = metrics.score_images(colorize(model, rgb)[0], rgb, alpha)
+    with _batch_statistics(model):
+        batch_scores = metrics.score_images(colorize(model, rgb)[0], rgb, alpha)
+    per_image = eval_scores.de_fg_sum / np.maximum(eval_scores.n_fg, 1)
+    return {
+        "eval": eval_scores.summary()["ciede2000_fg"],
+        "batch_bn": batch_scores.summary()["ciede2000_fg"],
+        "worst_eval": float(per_image.max()),
+        "over_10": int((per_image > 10).sum()),
+    }
 
 
 def main(argv=None) -> int:

@@ -68,27 +68,33 @@ def _data(split: str):
     return rgb, alpha, groups, label
 
 
-def score(model_name, rgb, alpha, groups) -> dict:
-    """Overall and per-group metrics of one model (ab from L, recombined with the true L)."""
+def colorize(model, rgb, batch_size: int = 250):
+    """``(predicted RGB, seconds)``: ab from the true L of ``rgb``, recombined with that L."""
     import torch
 
-    from napari_colorize import metrics
     from napari_colorize.color import l_to_net, lab_to_rgb, net_to_ab, rgb_to_lab
-    from napari_colorize.registry import load_model
 
-    model, _ = load_model(model_name)
     lightness = rgb_to_lab(rgb)[..., 0]
     x = torch.from_numpy(l_to_net(lightness)[:, None].astype(np.float32))
     start = time.perf_counter()
     with torch.inference_mode():
-        ab = torch.cat([model(x[i : i + 250]) for i in range(0, len(x), 250)])
+        ab = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     seconds = time.perf_counter() - start
     ab = net_to_ab(ab.float()).permute(0, 2, 3, 1).numpy()
-    pred = lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
+    return lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1)), seconds
+
+
+def score(model_name, rgb, alpha, groups) -> dict:
+    """Overall and per-group metrics of one model (ab from L, recombined with the true L)."""
+    from napari_colorize import metrics
+    from napari_colorize.registry import load_model
+
+    model, _ = load_model(model_name)
+    pred, seconds = colorize(model, rgb)
     scores = metrics.score_images(pred, rgb, alpha)
     out = {"all": {**scores.summary(), "n_images": len(scores)}}
     out.update(metrics.breakdown(scores, groups, list(GROUPS)))
-    out["ms_per_image"] = 1000 * seconds / len(x)
+    out["ms_per_image"] = 1000 * seconds / len(rgb)
     return out
 
 
