@@ -254,6 +254,57 @@ def test_classify_plane(tiny_file):
     np.testing.assert_allclose(got.heads[0][3], want.heads[0][3], rtol=1e-5)
 
 
+def test_warning_when_the_image_is_unlike_the_training_data(tiny_file):
+    """A photo-sized image, odd lightness or an unsure head: a warning, not '100 %'."""
+    clf = Classifier.load(tiny_file)
+    clf.card = {"image_size": 24, "input": "24x24 images",
+                "lightness": {"mean": [32, 66], "std": [10, 31], "levels": [1, 24]}}  # fmt: skip
+    # a punk-like image: few flat levels, punk-like mean and spread
+    punk = np.full((24, 24), 45.0)
+    punk[4:20, 6:18] = 75.0
+    punk[8:12, 8:16] = 20.0
+    clf.model.predict_proba = lambda x: torch.tensor([[0.96, 0.01, 0.01, 0.01, 0.01, 0, 0, 0]])
+    scores = clf.scores(punk)
+    assert scores.warning is None
+    assert scores.trusted
+    photo = np.linspace(0, 100, 64 * 64, dtype=np.float32).reshape(64, 64)
+    scores = clf.scores(photo, image_shape=(512, 512))
+    assert not scores.trusted
+    assert scores.warning.startswith("Not like the images")
+    assert "it is 512x512 px; it was trained on 24x24 images" in scores.warning
+    assert "distinct lightness levels (101)" in scores.warning  # a smooth ramp 0..100
+    assert "say little about this image" in scores.warning
+    # the classifier itself unsure: a flat softmax
+    clf.model.predict_proba = lambda x: torch.tensor([[0.3, 0.2, 0.2, 0.15, 0.15, 0, 0, 0]])
+    scores = clf.scores(punk)
+    assert scores.warning.startswith("tiny-classifier.safetensors is unsure")
+    assert "'alien', has 30 %" in scores.reasons[0]
+
+
+def test_classify_plane_judges_the_full_resolution_size(tiny_file):
+    clf = Classifier.load(tiny_file)
+    clf.card = {"image_size": 24, "input": "24x24 images"}
+    clf.model.predict_proba = lambda x: torch.tensor([[0.96, 0.01, 0.01, 0.01, 0.01, 0, 0, 0]])
+    pyramid = [np.zeros((1024, 1024), np.uint8), np.zeros((512, 512), np.uint8)]
+    scores = classify_plane(clf, pyramid, ndim=2, multiscale=True)
+    assert "it is 1024x1024 px" in scores.warning
+    assert classify_plane(clf, np.zeros((24, 24), np.uint8), ndim=2).warning is None
+
+
+def test_bundled_punks_classifier_warns_on_a_photo():
+    if "inception-punks" not in {m["name"] for m in registry.list_models()}:
+        pytest.skip("inception-punks is not bundled in this checkout")
+    clf = Classifier.load("inception-punks")
+    assert clf.card["image_size"] == 24
+    photo = (np.random.default_rng(0).random((96, 128)) * 255).astype(np.uint8)
+    scores = classify_plane(clf, photo, ndim=2)
+    assert "it is 96x128 px; it was trained on 24x24 images" in scores.warning
+    punk = np.full((24, 24), 110, np.uint8)
+    punk[4:20, 6:18] = 200
+    punk[8:12, 8:16] = 40
+    assert "px;" not in (classify_plane(clf, punk, ndim=2).warning or "")
+
+
 def test_load_refuses_a_colorizer(tmp_path):
     model = registry.build_model("beta", {"widths": [4, 8]})
     path = save_checkpoint(tmp_path / "beta.safetensors", model.state_dict(), arch="beta",

@@ -45,14 +45,45 @@ def test_models_json_lists_the_test_model(cli_model, capsys):
     assert rows["eccv16"]["available"] is False
 
 
-def test_models_table(cli_model, capsys):
+def test_models_shows_cards(cli_model, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr()
-    line = next(x for x in out.out.splitlines() if x.startswith("cli-test"))
-    assert "tiny-cli" in line
-    assert "path" in line
-    assert "ciede2000=4.5" in line
+    lines = out.out.splitlines()
+    start = next(i for i, x in enumerate(lines) if x.startswith("cli-test"))
+    assert "tiny-cli" in lines[start]
+    assert "path" in lines[start]
+    card = "\n".join(lines[start : start + 8])
+    assert "for:          CryptoPunks 24x24 pixel art only" in card
+    assert "input:        24x24 images" in card
+    assert "ciede2000 4.5" in card
+    eccv = "\n".join(lines[next(i for i, x in enumerate(lines) if x.startswith("eccv16 ")) :])
+    assert "natural photographs" in eccv
+    assert "download:     129.0 MB" in eccv
     assert "downloaded on first use" in out.err
+
+
+def test_models_by_name_and_json_cards(cli_model, capsys):
+    assert main(["models", "beta-punks", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    card = row["card"]
+    assert card["purpose"] == "CryptoPunks 24x24 pixel art only"
+    assert card["image_size"] == 24
+    assert card["working_size"] == "24 px for images up to 96 px, else 256 px"
+    assert card["figures"]["ciede2000_fg"] > 0
+    assert card["download_size"] == row["size"]
+    assert main(["models", "no-such-model"]) == 2
+    assert "unknown model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_models_lists_training_free_methods(cli_model, capsys, monkeypatch):
+    from napari_colorize import cards
+
+    monkeypatch.setattr(cards, "_METHOD_CARDS", {})
+    cards.register_method_card("propagate", purpose="any image", needs="colour hints")
+    assert main(["models", "propagate"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("propagate  (training-free method)")
+    assert "no weights, nothing to download" in out
 
 
 def test_console_script_models_json(cli_model, tmp_path):

@@ -179,6 +179,32 @@ def test_chroma_size_default_comes_from_the_checkpoint(net, monkeypatch):
     assert Colorizer("some-model", device="cpu", chroma_size=0).chroma_size is None
 
 
+def test_auto_working_size_depends_on_the_image(net, monkeypatch):
+    """A punks model's 24 px applies to punks, not to photos; native models stay native."""
+
+    class Punks:
+        extra = {"chroma_size": 24}  # noqa: RUF012
+        data = "cryptopunks train split"
+
+    class Native:
+        extra = {"image_size": 16, "native_resolution": True}  # noqa: RUF012
+        data = "layers: tissue"
+
+    metas = {"punks": Punks(), "native": Native()}
+    monkeypatch.setattr(inference, "_load_model", lambda name, device: (net, metas[name]))
+    punks = Colorizer("punks", device="cpu")
+    assert punks.chroma_size == 24
+    assert punks.working_shape((48, 48)) == (24, 24)  # a punk shown 2x
+    assert punks.working_shape((600, 300)) == (256, 128)  # a photo: the default
+    assert Colorizer("punks", device="cpu", chroma_size=24).working_shape((600, 300)) == (24, 12)
+    native = Colorizer("native", device="cpu", tile=32, overlap=8)
+    assert native.chroma_size is None
+    assert native.working_shape((300, 200)) == (300, 200)
+    net.shapes.clear()
+    native.colorize(_gray((40, 70)))
+    assert all(shape[-2:] == (32, 32) for shape in net.shapes)  # tiled at full resolution
+
+
 def test_upsampled_ab_matches_torch_bilinear(net):
     gray = _gray((50, 70))
     colorizer = _colorizer(net, chroma_size=20)

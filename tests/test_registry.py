@@ -124,6 +124,10 @@ def test_register_and_load_by_name_and_path(tiny_file):
     path, model = tiny_file
     registry.register_model("my-tiny", path, description="test model")
     row = next(m for m in registry.list_models() if m["name"] == "my-tiny")
+    card = row.pop("card")
+    assert card == registry.model_card("my-tiny")
+    assert card["purpose"] == "CryptoPunks 24x24 pixel art only"  # from its data
+    assert card["figures"] == {"psnr": 20.0}
     assert row == {
         "name": "my-tiny",
         "arch": "tiny-test",
@@ -342,3 +346,25 @@ def test_unreachable_url_gives_offline_advice():
     ):
         registry.load_model("offline", progressbar=False)
     assert cached_files() == []
+
+
+def test_every_model_has_a_card():
+    """Bundled, downloadable and user models: purpose, training data, sizes, figures."""
+    rows = registry.list_models()
+    assert rows
+    for row in rows:
+        card = row["card"]
+        for key in ("purpose", "trained_on", "input", "summary", "figures"):
+            assert card[key] is not None, (row["name"], key)
+        assert card["download_size"] or row["source"] == "path", row["name"]
+    cards = {row["name"]: row["card"] for row in rows}
+    eccv16 = cards["eccv16"]
+    assert eccv16["purpose"].startswith("natural photographs")
+    assert eccv16["needs_download"] is True
+    assert eccv16["summary"].endswith("129.0 MB download")
+    assert cards["inception-imagenet"]["download_size_approx"] is True
+    if "beta-punks" in cards:  # bundled: its measured figures come from its file
+        assert cards["beta-punks"]["figures"]["ciede2000_fg"] > 0
+        assert cards["beta-punks"]["summary"].startswith("CryptoPunks 24x24 pixel art only; ")
+    with pytest.raises(UnknownModelError, match="unknown model 'nope'"):
+        registry.model_card("nope")

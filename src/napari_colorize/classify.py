@@ -7,7 +7,9 @@ published for torchvision (``inception-imagenet``, 1,000 classes, downloaded on
 request). :func:`classify_plane` takes one plane of a user array to L, runs the
 classifier and returns :class:`ClassScores`; :meth:`ClassScores.rows` turns them
 into the rows of a bar chart (each softmax head's top classes, then the top
-labels of each sigmoid head).
+labels of each sigmoid head). :attr:`ClassScores.warning` says when the image is
+unlike the classifier's training data (its size, its lightness statistics) or
+the classifier is unsure, so that "male 100 %" for a photo is not taken at its word.
 
 :func:`classifier_report` scores a classifier of the punks labels on a split
 (type accuracy, accessory accuracy, mAP and F1), as stored in the bundled
@@ -36,6 +38,9 @@ __all__ = [
 
 #: Largest side a plane is read at for classification (pyramid levels are picked by it).
 _READ_SIDE = 512
+#: A softmax head whose entropy is at least this fraction of the largest possible
+#: (all classes equally likely) is "unsure".
+UNSURE_ENTROPY = 0.6
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,23 @@ class ClassScores:
     heads : list of (name, kind, class names, probabilities)
         ``kind`` is ``"softmax"`` (the probabilities sum to 1) or ``"sigmoid"``
         (each label on its own); ``probabilities`` is float ``(size,)``.
+    warning : str or None
+        Why these probabilities should not be trusted: the image is unlike the
+        classifier's training data (size, lightness statistics) or the
+        classifier is unsure (a softmax head close to uniform). None when
+        nothing speaks against them.
+    reasons : list of str
+        The single reasons the warning is made of.
     """
 
     heads: list[tuple[str, str, list[str], np.ndarray]] = field(default_factory=list)
+    warning: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether nothing speaks against these probabilities (:attr:`warning` is None)."""
+        return self.warning is None
 
     def head(self, name: str) -> dict[str, float]:
         """``{class name: probability}`` of head ``name``."""
@@ -133,12 +152,17 @@ class Classifier:
         1,000 ImageNet names; missing names become ``"<head> <i>"``.
     name : str, optional
         What to call it in messages.
+    card : dict, optional
+        Its model card (:func:`napari_colorize.registry.model_card`): the training
+        image size (``image_size``, ``any_larger_size``) and lightness statistics
+        (``lightness``) that :meth:`scores` compares an image with.
     """
 
-    def __init__(self, model, class_names=None, name: str | None = None):
+    def __init__(self, model, class_names=None, name: str | None = None, card=None):
         cfg = model.config
         self.model = model.eval()
         self.name = name or type(model).__name__
+        self.card = dict(card or {})
         if cfg.heads is None and class_names is None and cfg.num_classes == 1000:
             class_names = "imagenet"  # a 1000-way softmax is the ImageNet head
         self.heads = tuple(cfg.heads or (("classes", "softmax", cfg.num_classes),))
@@ -164,7 +188,7 @@ class Classifier:
                 "'inception' model such as inception-punks"
             )
         names = (meta.extra or {}).get("class_names")
-        return cls(model, names, name=str(name_or_path))
+        return cls(model, names, name=str(name_or_path), card=_card_of(name_or_path, meta))
 
     @property
     def device(self):
@@ -186,14 +210,67 @@ class Classifier:
             p = self.model.predict_proba(x.to(self.device))
         return p.float().cpu().numpy()
 
-    def scores(self, lightness) -> ClassScores:
-        """:class:`ClassScores` of one L image ``(H, W)``."""
+    def scores(self, lightness, image_shape=None) -> ClassScores:
+        """:class:`ClassScores` of one L image ``(H, W)``, with a warning where due.
+
+        Parameters
+        ----------
+        lightness : array-like
+            L ``(H, W)`` in [0, 100].
+        image_shape : (int, int), optional
+            The image's size at full resolution, when ``lightness`` was read
+            from a smaller pyramid level; default ``lightness.shape``.
+        """
+        lightness = np.asarray(lightness, dtype=np.float32)
         p = self.probabilities(lightness)[0]
         out, start = ClassScores(), 0
         for (name, kind, size), names in zip(self.heads, self.class_names):
             out.heads.append((name, kind, names, p[start : start + size]))
             start += size
+        shape = tuple(image_shape)[-2:] if image_shape is not None else lightness.shape[-2:]
+        out.reasons, out.warning = self.check(lightness, shape, out)
         return out
+
+    def check(self, lightness, image_shape, scores: ClassScores) -> tuple[list[str], str | None]:
+        """Why ``scores`` of an image should not be trusted: ``(reasons, warning)``.
+
+        The image's size and its lightness mean, spread and number of levels are
+        compared with the classifier's training data (from its card, see
+        :func:`napari_colorize.cards.domain_warnings`), and each softmax head's
+        entropy with :data:`UNSURE_ENTROPY` of the largest possible.
+        """
+        from .cards import domain_warnings
+
+        finite = lightness[np.isfinite(lightness)]
+        mean = float(finite.mean()) if finite.size else None
+        std = float(finite.std()) if finite.size else None
+        levels = len(np.unique(np.round(finite))) if finite.size else None
+        unlike = domain_warnings({"name": self.name, **self.card}, image_shape, mean, std, levels)
+        unsure = []
+        for name, kind, names, p in scores.heads:
+            if kind != "softmax" or len(p) < 2:
+                continue
+            q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1.0)
+            entropy = float(-(q * np.log(q)).sum() / np.log(len(q)))
+            if entropy >= UNSURE_ENTROPY:
+                top = int(np.argmax(p))
+                unsure.append(
+                    f"it is unsure of the {name}: the most likely, {names[top]!r}, has "
+                    f"{100 * float(p[top]):.0f} % (entropy {entropy:.0%} of the largest)"
+                )
+        reasons = unlike + unsure
+        if not reasons:
+            return [], None
+        who = str(self.name).replace("\\", "/").rsplit("/", 1)[-1]  # a file: its name
+        if unlike:
+            text = (
+                f"Not like the images {who} was trained on: "
+                + "; ".join(reasons)
+                + ". Its probabilities say little about this image."
+            )
+        else:
+            text = f"{who} is unsure: " + "; ".join(reasons) + "."
+        return reasons, text
 
 
 def plane_lightness(
@@ -244,8 +321,27 @@ def plane_lightness(
 
 
 def classify_plane(classifier: Classifier, data, **kwargs) -> ClassScores:
-    """:class:`ClassScores` of a layer plane; ``kwargs`` as :func:`plane_lightness`."""
-    return classifier.scores(plane_lightness(data, **kwargs))
+    """:class:`ClassScores` of a layer plane; ``kwargs`` as :func:`plane_lightness`.
+
+    The warning (:attr:`ClassScores.warning`) judges the plane's full-resolution size.
+    """
+    ndim = kwargs["ndim"]
+    level0 = data[0] if kwargs.get("multiscale") else data
+    shape = tuple(int(n) for n in level0.shape[ndim - 2 : ndim])
+    return classifier.scores(plane_lightness(data, **kwargs), image_shape=shape)
+
+
+def _card_of(name_or_path, meta) -> dict:
+    """The card of a registered classifier, or one built from a file's metadata."""
+    from .cards import build_card
+    from .registry import model_card, model_names
+
+    if isinstance(name_or_path, str) and name_or_path in model_names():
+        return model_card(name_or_path)
+    return build_card(
+        str(name_or_path), arch=meta.arch or "inception", source="path", data=meta.data,
+        extra=meta.extra, metrics=meta.metrics,
+    )  # fmt: skip
 
 
 def available_classifiers() -> list[dict]:

@@ -530,9 +530,17 @@ class Colorizer:
         The working size: the longest side of the L image the network sees.
         ab is predicted there and upsampled onto the full-resolution L, which
         makes the colours independent of the input size and the work cheap.
-        ``"auto"`` takes the model's ``extra["chroma_size"]`` from its
-        checkpoint, else 256. ``None`` or 0: predict at full resolution.
-        Images smaller than this are never enlarged.
+        ``None`` or 0: predict at full resolution. Images smaller than this
+        are never enlarged. ``"auto"`` decides per image from the model's
+        checkpoint (:func:`napari_colorize.cards.auto_working_size`): a model
+        trained on native-resolution patches (``extra["native_resolution"]``)
+        works at full resolution, tiled; a stored ``extra["chroma_size"]``
+        (e.g. 24 for the CryptoPunks models) applies to images up to 4 times
+        the model's training image size (``extra["image_size"]``, else
+        derived from ``data`` or ``chroma_size``); any other image gets
+        :data:`DEFAULT_CHROMA_SIZE` (256), or the stored size if larger. A
+        module without a checkpoint gets 256. :attr:`chroma_size` then holds
+        the size for images near the training size.
     batch_size : int, optional
         Network inputs (tiles or planes) per forward pass; default 8 on the
         CPU, 16 on a GPU.
@@ -602,9 +610,15 @@ class Colorizer:
         self.model.eval()
 
         gpu = self.device.type != "cpu"
+        #: (extra, data) of the model's checkpoint when the working size is "auto"
+        self._auto_size = None
         if chroma_size == "auto":
-            extra = getattr(self.meta, "extra", None) or {}
-            chroma_size = extra.get("chroma_size") or DEFAULT_CHROMA_SIZE
+            from .cards import auto_working_size
+
+            extra = dict(getattr(self.meta, "extra", None) or {})
+            self._auto_size = (extra, getattr(self.meta, "data", None))
+            # the size for images near the model's training size; working_shape decides
+            chroma_size = auto_working_size(extra, self._auto_size[1], (1, 1), DEFAULT_CHROMA_SIZE)
         self.chroma_size = (
             _check_positive("chroma_size", chroma_size, images.MIN_SIZE) if chroma_size else None
         )
@@ -793,12 +807,21 @@ class Colorizer:
         return out
 
     def working_shape(self, spatial_shape: tuple[int, int]) -> tuple[int, int]:
-        """The ``(h, w)`` the network sees for a plane of ``spatial_shape``."""
+        """The ``(h, w)`` the network sees for a plane of ``spatial_shape``.
+
+        With ``chroma_size="auto"`` the working size depends on the plane's size
+        (see :func:`napari_colorize.cards.auto_working_size`).
+        """
         height, width = spatial_shape
         longest = max(height, width)
-        if not self.chroma_size or longest <= self.chroma_size:
+        size = self.chroma_size
+        if self._auto_size is not None:
+            from .cards import auto_working_size
+
+            size = auto_working_size(*self._auto_size, (height, width), DEFAULT_CHROMA_SIZE)
+        if not size or longest <= size:
             return height, width
-        scale = self.chroma_size / longest
+        scale = size / longest
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     # ------------------------------------------------------------ steps

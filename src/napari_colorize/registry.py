@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import cards as _cards
 from . import checkpoint as _ckpt
 from .errors import CheckpointError, ColorizeError, DownloadError, UnknownModelError
 
@@ -45,6 +46,7 @@ __all__ = [
     "list_models",
     "load_model",
     "matching_architectures",
+    "model_card",
     "model_names",
     "needs_download",
     "register_architecture",
@@ -314,6 +316,9 @@ class PretrainedModel:
         What it was trained on, for listing before the file is present.
     extra : dict
         Stored in the converted checkpoint's ``extra`` (``chroma_size``, ``hints``).
+    card : dict
+        What the file does not say, for its card (see :func:`napari_colorize.cards.build_card`:
+        ``purpose``, ``image_size``, ``input``, ``lightness``, ...).
     """
 
     name: str
@@ -329,6 +334,7 @@ class PretrainedModel:
     config: dict = field(default_factory=dict)
     data: Any = None
     extra: dict = field(default_factory=dict)
+    card: dict = field(default_factory=dict)
 
 
 #: Bundled checkpoints under ``weights/<name>.safetensors``: name -> (arch, description).
@@ -340,6 +346,21 @@ _BUNDLED = {
     "inception-punks": ("inception", "Inception v3 classifier of CryptoPunk attributes"),
     "beta-punks-hints": ("beta", "hint-aware beta trained on CryptoPunks with random hints"),
 }
+_PUNKS_ONLY = f"CryptoPunks {_cards.PUNKS_SIZE}x{_cards.PUNKS_SIZE} pixel art only"
+#: Card facts of the bundled models that their files do not hold.
+_BUNDLED_CARDS = {
+    "beta-punks": {"purpose": _PUNKS_ONLY},
+    "full-punks": {"purpose": _PUNKS_ONLY},
+    "gan-punks": {"purpose": _PUNKS_ONLY},
+    "beta-punks-hints": {"purpose": f"{_PUNKS_ONLY}, with colour hints"},
+    "inception-punks": {
+        "purpose": f"classifies {_PUNKS_ONLY} (type, accessories)",
+        # L of the 9,000 training punks: range of the per-image mean, standard deviation
+        # and distinct whole-number levels (at most 15), widened (all test punks inside)
+        "lightness": {"mean": [32, 66], "std": [10, 31], "levels": [1, 24]},
+    },
+}
+_PHOTOS = "natural photographs"
 
 _ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com"
 _ZHANG_DATA = "ImageNet (Zhang et al., published weights)"
@@ -350,6 +371,8 @@ _ECCV16 = PretrainedModel(
     sha256="9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
     size=128_976_165, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
     config={"decoding": "expectation"},
+    card={"purpose": f"{_PHOTOS}; muted colours", "image_size": 256,
+          "input": "any size (trained on 256x256 ImageNet photos)"},
 )  # fmt: skip
 #: Published weights fetched on first use.
 _DOWNLOADS = [
@@ -359,6 +382,7 @@ _DOWNLOADS = [
         _ECCV16, name="eccv16-annealed",
         description="ECCV16 decoded as the paper does (annealed mean, T = 0.38): more vivid",
         config={"decoding": "annealed_mean", "temperature": 0.38},
+        card={**_ECCV16.card, "purpose": f"{_PHOTOS}; vivid colours"},
     ),
     PretrainedModel(
         "siggraph17", "siggraph17", "Zhang et al. SIGGRAPH 2017 user-guided colorizer (hints)",
@@ -367,6 +391,7 @@ _DOWNLOADS = [
         sha256="df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",
         size=136_787_426, convert=f"{_M}.zhang:convert_state_dict", data=_ZHANG_DATA,
         extra={"hints": True},
+        card={**_ECCV16.card, "purpose": f"{_PHOTOS}; takes colour hints", "hints": True},
     ),
     PretrainedModel(
         "inception-imagenet", "inception",
@@ -377,12 +402,17 @@ _DOWNLOADS = [
         convert=f"{_M}.inception:convert_torchvision_state_dict",
         config={"transform_input": True, "grayscale": True, "input_size": 299},
         data="ImageNet (torchvision's published weights)", extra={"class_names": "imagenet"},
+        card={"purpose": "classifies natural photographs (1,000 ImageNet classes)",
+              "image_size": 299, "input": "photos (resized to 299x299)",
+              "any_larger_size": True, "download_size_approx": 104_000_000},
     ),
 ]  # fmt: skip
 
 _PRETRAINED: dict[str, PretrainedModel] = {
     **{
-        name: PretrainedModel(name, arch, desc, "bundled", f"{name}.safetensors")
+        name: PretrainedModel(
+            name, arch, desc, "bundled", f"{name}.safetensors", card=_BUNDLED_CARDS.get(name, {})
+        )
         for name, (arch, desc) in _BUNDLED.items()
     },
     **{m.name: m for m in _DOWNLOADS},
@@ -600,13 +630,15 @@ def list_models() -> list[dict]:
         Keys: ``name``, ``arch``, ``source``, ``size`` (bytes of the weights file;
         the download size for URL models), ``data``, ``metrics``, ``available``
         (the file is on this machine), ``description``, ``path`` (the local file
-        or None), ``url`` (or None), and ``error`` when a local file is unreadable.
+        or None), ``url`` (or None), ``card`` (:func:`model_card`), and ``error``
+        when a local file is unreadable.
     """
     rows = []
     for entry in _entries().values():
         local = _local_file(entry)
         if entry.source == "bundled" and local is None:
             continue
+        extra = entry.extra
         row = {
             "name": entry.name,
             "arch": entry.arch,
@@ -635,10 +667,51 @@ def list_models() -> list[dict]:
                     row["arch"] = meta.arch
                 row["data"] = meta.data if meta.data is not None else entry.data
                 row["metrics"] = meta.metrics
+                extra = meta.extra
                 if not row["description"]:
                     row["description"] = str(meta.extra.get("description", ""))
+        row["card"] = _cards.build_card(
+            entry.name, arch=row["arch"], source=entry.source, data=row["data"], extra=extra,
+            metrics=row["metrics"], description=row["description"], size=row["size"],
+            available=row["available"], facts=entry.card,
+        )  # fmt: skip
         rows.append(row)
     return rows
+
+
+def model_card(name: str) -> dict:
+    """The card of a named model or training-free method, reading only checkpoint headers.
+
+    Parameters
+    ----------
+    name : str
+        A registered model name, or a method registered with
+        :func:`napari_colorize.cards.register_method_card`.
+
+    Returns
+    -------
+    dict
+        See :func:`napari_colorize.cards.build_card`: ``purpose``, ``trained_on``,
+        ``image_size``, ``input``, ``working_size``, ``download_size``, ``figures``,
+        ``summary``, ...
+
+    Raises
+    ------
+    UnknownModelError
+        Neither a model nor a method of that name (the message lists the names).
+    """
+    methods = _cards.method_cards()
+    if name in methods:
+        return methods[name]
+    entry = get_model(name)  # raises for unknown names
+    for row in list_models():
+        if row["name"] == name:
+            return row["card"]
+    # a bundled entry whose file is not installed
+    return _cards.build_card(
+        name, arch=entry.arch, source=entry.source, data=entry.data, extra=entry.extra,
+        description=entry.description, size=entry.size, available=False, facts=entry.card,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------- weights

@@ -150,3 +150,27 @@ def test_bundled_punks_classifier_is_the_default(make_napari_viewer, qtbot, erro
     assert {r.label for r in rows if r.head == "type"} == set(NAMES["type"])
     assert len([r for r in rows if r.head == "accessories"]) == 5
     assert errors == []
+
+
+def test_warns_when_the_image_is_unlike_the_training_data(widget, qtbot, tiny_classifier):
+    """A photo-sized image for a 24 px classifier: a visible warning above the bars."""
+    torch = pytest.importorskip("torch")
+    from napari_colorize.classify import Classifier
+
+    viewer, w = widget
+    clf = Classifier.load(tiny_classifier)
+    clf.card = {"image_size": 24, "input": "24x24 images"}
+    clf.model.predict_proba = lambda x: torch.tensor([[0.96, 0.01, 0.01, 0.01, 0.01, 0, 0, 0]])
+    w._loaded[str(tiny_classifier)] = clf
+    viewer.add_image(np.random.default_rng(4).integers(0, 255, (200, 160), dtype=np.uint8),
+                     name="photo")  # fmt: skip
+    w.image.value = viewer.layers["photo"]
+    qtbot.waitUntil(shown(w, "photo", None), timeout=30_000)
+    assert not w.warning.native.isHidden()
+    assert "it is 200x160 px; it was trained on 24x24 images" in w.warning.value
+    assert w.bars.rows  # the bars stay, under the warning
+    viewer.add_image(np.full((24, 24), 100, np.uint8), name="punk")
+    w.image.value = viewer.layers["punk"]
+    qtbot.waitUntil(shown(w, "punk", None), timeout=30_000)
+    assert w.warning.native.isHidden()
+    assert w.warning.value == ""

@@ -90,7 +90,10 @@ class TrainConfig:
     data : str, optional
         What the model is trained on, for the checkpoint's metadata.
     chroma_size : int, optional
-        The working size stored for inference (``extra.chroma_size``).
+        The working size stored for inference (``extra.chroma_size``). Without
+        one, a model trained on patches (``patch_size``) is marked to colorize
+        at full resolution (``extra.native_resolution``); the training image or
+        patch size is always recorded (``extra.image_size``).
     bn_recalibrate : int
         Re-estimate BatchNorm statistics over this many training batches (see
         :meth:`Trainer.recalibrate_batchnorm`) after the steps the task names
@@ -223,6 +226,29 @@ def _as_dataset(data, config: TrainConfig, *, train: bool):
             f"(N, H, W, 3) or a torch Dataset yielding (l_net, ab_net); got {type(data).__name__}"
         )
     return data
+
+
+def _item_size(dataset) -> int | None:
+    """Longest side of the first training item: the image or patch size trained at."""
+    try:
+        return int(max(np.shape(dataset[0][0])[-2:]))
+    except Exception:  # an unusual dataset: the size is only recorded, never needed
+        return None
+
+
+def _size_extra(config: TrainConfig, image_size: int | None) -> dict:
+    """``extra`` entries saying at what size a model colorizes (see :mod:`napari_colorize.cards`).
+
+    ``image_size``: the training image or patch size. ``native_resolution``: random
+    crops of the images at their own resolution, with no working size: such a
+    model colorizes at full resolution, tiled.
+    """
+    if not image_size:
+        return {}
+    patch = config.patch_size
+    patch = max(patch) if isinstance(patch, (tuple, list)) else patch
+    native = bool(patch) and not config.chroma_size and int(patch) == image_size
+    return {"image_size": int(image_size), **({"native_resolution": True} if native else {})}
 
 
 def _describe_data(data) -> str | None:
@@ -388,6 +414,8 @@ class Trainer:
         self.n_train = len(self.train_set)
         if self.n_train < 1:
             raise ValueError("the training data is empty; give at least one image")
+        # before seeding, so that the look at one item leaves every random stream alone
+        self.image_size = _item_size(self.train_set)
         self.batch_size = min(cfg.batch_size, self.n_train)
         self.steps_per_epoch = self.n_train // self.batch_size  # drop the ragged last batch
         total = []
@@ -467,6 +495,7 @@ class Trainer:
         extra = {"hints": bool(takes_hints)}
         if self.config.chroma_size:
             extra["chroma_size"] = int(self.config.chroma_size)
+        extra.update(_size_extra(self.config, getattr(self, "image_size", None)))
         return save_checkpoint(
             path,
             model.state_dict(),

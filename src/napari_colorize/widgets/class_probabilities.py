@@ -11,7 +11,9 @@ The classifiers offered are the registry's ``inception`` models: the bundled
 ``inception-punks`` (punk type as a softmax, then the most likely accessories,
 each an independent sigmoid) and, once downloaded, the ImageNet weights
 ``inception-imagenet``; choosing one that is not on this machine explains how
-to get it and offers the download.
+to get it and offers the download. When the image is unlike the classifier's
+training data, or the classifier is unsure, a warning above the bars says so
+(:attr:`napari_colorize.classify.ClassScores.warning`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: The classifier chosen until the registry has been read.
 DEFAULT_CLASSIFIER = "inception-punks"
+#: The warning's look: bold, in an orange readable on napari's dark and light themes.
+_WARNING_STYLE = "color: #e8891c; font-weight: bold;"
 _COLORS = {"softmax": QColor(80, 160, 255), "sigmoid": QColor(255, 150, 40)}
 
 
@@ -235,11 +239,14 @@ class ClassProbabilitiesWidget(Container):
         self.download_button = PushButton(text="Download weights", visible=False)
         self.progress = ProgressBar(value=0, min=0, max=100, visible=False)
         self.status = Label(value="")
+        self.warning = Label(value="", visible=False)  # unnamed: no label column
         self.extend(
             [self.image, self.classifier, self.top_k, self.download_button, self.progress,
-             self.status]
+             self.status, self.warning]
         )  # fmt: skip
         wrapping_label(self.status)
+        wrapping_label(self.warning)
+        self.warning.native.setStyleSheet(_WARNING_STYLE)
         compact_combos(self.image, self.classifier)
         self.bars = ProbabilityBars()
         self.native.layout().addWidget(self.bars)
@@ -350,6 +357,7 @@ class ClassProbabilitiesWidget(Container):
             self._last_id += 1  # drop whatever is on its way
             self._pending = None
             self.scores = None
+            self._show_warning(None)
             self.bars.set_rows([], "no weights on this machine")
             self.status.value = entry.get("advice") or f"{name} is not available"
             return
@@ -373,6 +381,7 @@ class ClassProbabilitiesWidget(Container):
         layer, name = self.image.value, self.classifier.value
         if layer is None or name is None:
             self.scores = None
+            self._show_warning(None)
             self.bars.set_rows([], "choose an image layer" if layer is None else "")
             return None
         entry = self._entry(name)
@@ -410,6 +419,7 @@ class ClassProbabilitiesWidget(Container):
             return  # a newer request was made meanwhile: this result is stale
         if answer.error is not None:
             self.scores = None
+            self._show_warning(None)
             self.bars.set_rows([], "no result")
             self.status.value = f"could not classify {request.source}: {answer.error}"
             show_error(f"Class probabilities: {answer.error}")
@@ -429,9 +439,16 @@ class ClassProbabilitiesWidget(Container):
 
     def _show_scores(self, _value=None) -> None:
         if self.scores is None:
+            self._show_warning(None)
             return
         k = int(self.top_k.value)
+        self._show_warning(getattr(self.scores, "warning", None))
         self.bars.set_rows(self.scores.rows(k))
+
+    def _show_warning(self, text: str | None) -> None:
+        """Show why the probabilities shown should not be trusted (hidden when nothing)."""
+        self.warning.value = f"\u26a0 {text}" if text else ""
+        self.warning.visible = bool(text)
 
     @property
     def busy(self) -> bool:
