@@ -120,9 +120,9 @@ def test_domain_warnings_size_and_lightness():
     assert domain_warnings(card, (24, 24), 45.0, 20.0) == []
     reasons = domain_warnings(card, (512, 512), 25.0, 35.0)
     assert len(reasons) == 3
-    assert reasons[0] == "it is 512x512 px; it was trained on 24x24 images"
-    assert "mean lightness (25)" in reasons[1]
-    assert "lightness spread (35)" in reasons[2]
+    assert reasons[0] == "it is 512x512 px (trained on 24x24 images)"
+    assert reasons[1] == "its mean lightness is 25 (training images: 32-66)"
+    assert reasons[2] == "its lightness spread is 35 (training images: 10-31)"
     # a classifier that resizes its input takes larger images, not tiny ones
     photos = {"name": "inception-imagenet", "image_size": 299, "any_larger_size": True}
     assert domain_warnings(photos, (4000, 3000)) == []

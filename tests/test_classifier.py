@@ -270,9 +270,9 @@ def test_warning_when_the_image_is_unlike_the_training_data(tiny_file):
     photo = np.linspace(0, 100, 64 * 64, dtype=np.float32).reshape(64, 64)
     scores = clf.scores(photo, image_shape=(512, 512))
     assert not scores.trusted
-    assert scores.warning.startswith("Not like the images")
-    assert "it is 512x512 px; it was trained on 24x24 images" in scores.warning
-    assert "distinct lightness levels (101)" in scores.warning  # a smooth ramp 0..100
+    assert scores.warning.startswith("Unlike the images")
+    assert "it is 512x512 px (trained on 24x24 images)" in scores.warning
+    assert "it has 101 distinct lightness levels (training images: 1-24)" in scores.warning
     assert "say little about this image" in scores.warning
     # the classifier itself unsure: a flat softmax
     clf.model.predict_proba = lambda x: torch.tensor([[0.3, 0.2, 0.2, 0.15, 0.15, 0, 0, 0]])
@@ -298,11 +298,11 @@ def test_bundled_punks_classifier_warns_on_a_photo():
     assert clf.card["image_size"] == 24
     photo = (np.random.default_rng(0).random((96, 128)) * 255).astype(np.uint8)
     scores = classify_plane(clf, photo, ndim=2)
-    assert "it is 96x128 px; it was trained on 24x24 images" in scores.warning
+    assert "it is 96x128 px (trained on 24x24 images)" in scores.warning
     punk = np.full((24, 24), 110, np.uint8)
     punk[4:20, 6:18] = 200
     punk[8:12, 8:16] = 40
-    assert "px;" not in (classify_plane(clf, punk, ndim=2).warning or "")
+    assert "px (trained" not in (classify_plane(clf, punk, ndim=2).warning or "")
 
 
 def test_load_refuses_a_colorizer(tmp_path):

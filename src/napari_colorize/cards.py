@@ -451,18 +451,17 @@ def domain_warnings(
         too_small = longest * NEAR_FACTOR < size
         too_large = longest > NEAR_FACTOR * size and not card.get("any_larger_size")
         if too_small or too_large:
-            reasons.append(f"it is {height}x{width} px; it was trained on {trained}")
+            reasons.append(f"it is {height}x{width} px (trained on {trained})")
     bounds = card.get("lightness") or {}
     for key, value, what in (
-        ("mean", lightness_mean, "mean lightness"),
-        ("std", lightness_std, "lightness spread"),
-        ("levels", lightness_levels, "number of distinct lightness levels"),
+        ("mean", lightness_mean, "its mean lightness is {:.0f}"),
+        ("std", lightness_std, "its lightness spread is {:.0f}"),
+        ("levels", lightness_levels, "it has {:.0f} distinct lightness levels"),
     ):
         band = bounds.get(key)
         if value is None or not isinstance(band, (list, tuple)) or len(band) != 2:
             continue
         lo, hi = float(band[0]), float(band[1])
         if not lo <= value <= hi:
-            reasons.append(f"its {what} ({value:.0f}) is outside the training images' "
-                           f"({lo:.0f}-{hi:.0f})")  # fmt: skip
+            reasons.append(f"{what.format(value)} (training images: {lo:.0f}-{hi:.0f})")
     return reasons

@@ -264,7 +264,7 @@ class Classifier:
         who = str(self.name).replace("\\", "/").rsplit("/", 1)[-1]  # a file: its name
         if unlike:
             text = (
-                f"Not like the images {who} was trained on: "
+                f"Unlike the images {who} was trained on: "
                 + "; ".join(reasons)
                 + ". Its probabilities say little about this image."
             )

@@ -167,10 +167,12 @@ def test_warns_when_the_image_is_unlike_the_training_data(widget, qtbot, tiny_cl
     w.image.value = viewer.layers["photo"]
     qtbot.waitUntil(shown(w, "photo", None), timeout=30_000)
     assert not w.warning.native.isHidden()
-    assert "it is 200x160 px; it was trained on 24x24 images" in w.warning.value
+    assert "it is 200x160 px (trained on 24x24 images)" in w.warning.value
+    assert w.bars.muted  # grey bars: not to be read as they are
     assert w.bars.rows  # the bars stay, under the warning
     viewer.add_image(np.full((24, 24), 100, np.uint8), name="punk")
     w.image.value = viewer.layers["punk"]
     qtbot.waitUntil(shown(w, "punk", None), timeout=30_000)
     assert w.warning.native.isHidden()
     assert w.warning.value == ""
+    assert not w.bars.muted

@@ -47,6 +47,7 @@ DEFAULT_CLASSIFIER = "inception-punks"
 #: The warning's look: bold, in an orange readable on napari's dark and light themes.
 _WARNING_STYLE = "color: #e8891c; font-weight: bold;"
 _COLORS = {"softmax": QColor(80, 160, 255), "sigmoid": QColor(255, 150, 40)}
+_MUTED = QColor(150, 150, 150)
 
 
 # ------------------------------------------------------------------ the bar chart
@@ -56,7 +57,8 @@ class ProbabilityBars(QWidget):
     """Horizontal bars, one per class: name, bar, percentage; a heading per head.
 
     Softmax heads are drawn in blue (their bars add up to 100%), sigmoid heads
-    in orange (each label on its own).
+    in orange (each label on its own); all in grey when ``muted`` (the image is
+    unlike the classifier's training data).
     """
 
     ROW = 18
@@ -65,13 +67,18 @@ class ProbabilityBars(QWidget):
         super().__init__(parent)
         self.rows: list = []  # ClassRow
         self.message = ""
+        self.muted = False
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._resize()
 
-    def set_rows(self, rows, message: str = "") -> None:
-        """Show ``rows`` (:class:`napari_colorize.classify.ClassRow`), or only ``message``."""
+    def set_rows(self, rows, message: str = "", muted: bool = False) -> None:
+        """Show ``rows`` (:class:`napari_colorize.classify.ClassRow`), or only ``message``.
+
+        ``muted`` draws the bars in grey: probabilities not to be taken at their word.
+        """
         self.rows = list(rows)
         self.message = message
+        self.muted = bool(muted)
         self._resize()
         self.update()
 
@@ -127,7 +134,7 @@ class ProbabilityBars(QWidget):
                     painter.fillRect(track, QColor(128, 128, 128, 60))
                     painter.fillRect(
                         QRectF(track.x(), track.y(), track.width() * p, track.height()),
-                        _COLORS.get(item.kind, _COLORS["softmax"]),
+                        _MUTED if self.muted else _COLORS.get(item.kind, _COLORS["softmax"]),
                     )
                     painter.drawText(
                         QRectF(bar_x + bar_w + 4, y, pct_w, self.ROW),
@@ -442,8 +449,9 @@ class ClassProbabilitiesWidget(Container):
             self._show_warning(None)
             return
         k = int(self.top_k.value)
-        self._show_warning(getattr(self.scores, "warning", None))
-        self.bars.set_rows(self.scores.rows(k))
+        warning = getattr(self.scores, "warning", None)
+        self._show_warning(warning)
+        self.bars.set_rows(self.scores.rows(k), muted=warning is not None)
 
     def _show_warning(self, text: str | None) -> None:
         """Show why the probabilities shown should not be trusted (hidden when nothing)."""

@@ -7,6 +7,10 @@ over its event generator, and layers are touched only in the main-thread
 handlers of that worker. torch is first imported in a background thread (to
 list the devices and models) or when a run starts, never while napari starts.
 
+Each model's card (:func:`napari_colorize.registry.model_card`: what it is for,
+its size) is shown as a short line under the model list and as the tooltip of
+each entry; "Browse checkpoint..." is the last entry.
+
 Colour hints: with a hint-aware model (``extra["hints"]`` in its checkpoint:
 ``beta-punks-hints``, ``siggraph17``...) a Points layer can be chosen as
 hints; each point's face colour is the hint, its size the diameter of the
@@ -146,23 +150,59 @@ def _model_label(row: dict) -> tuple[str, str]:
 
 
 def _probe_choices():
-    """Models and devices of this machine (imports torch: run off the main thread)."""
+    """Models, devices and model cards of this machine (imports torch: run off the main thread).
+
+    Returns
+    -------
+    models : list of (label, name)
+    devices : list of (label, name)
+    cards : dict
+        Model name -> card (also the training-free methods' cards).
+    """
     from ..devices import available_devices
 
     devices = [(d.label, d.name) for d in available_devices()]
+    cards = {}
     try:
+        from ..cards import method_cards
         from ..registry import list_models
 
-        models = [
-            _model_label(m)
+        rows = [
+            m
             for m in list_models()
             if m.get("arch") not in _NOT_COLORIZERS
             and (m.get("available", True) or m.get("source") == "url")
         ]
+        models = [_model_label(m) for m in rows]
+        cards = {**method_cards(), **{m["name"]: m["card"] for m in rows if "card" in m}}
     except Exception:  # a broken registry still leaves the default and Browse...
         logger.warning("could not list the models", exc_info=True)
         models = []
-    return models, devices
+    return models, devices, cards
+
+
+def _file_card(path: str) -> dict:
+    """The card of a checkpoint file (reads its header only)."""
+    from pathlib import Path
+
+    from ..cards import build_card
+    from ..checkpoint import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except Exception as exc:  # shown as the card: loading it would fail the same way
+        return {"summary": f"unreadable checkpoint: {exc}", "purpose": str(exc)}
+    return build_card(
+        Path(path).name, arch=meta.arch or "", source="path", data=meta.data, extra=meta.extra,
+        metrics=meta.metrics, size=Path(path).stat().st_size,
+    )  # fmt: skip
+
+
+def _card_tooltip(card: dict) -> str:
+    from ..cards import card_lines
+
+    name = card.get("name")
+    return "\n".join([name, *card_lines(card)] if name else card_lines(card))
 
 
 def _data_to_world(layer) -> np.ndarray:
@@ -227,6 +267,7 @@ class ColorizeWidget(Container):
         #: (label, name) of the registered models offered
         self._models: list[tuple[str, str]] = [(DEFAULT_MODEL, DEFAULT_MODEL)]
         self._checkpoints: list[str] = []
+        self._cards: dict[str, dict] = {}  # model name or checkpoint path -> card
         self._devices: list[tuple[str, str]] = [("auto", "auto")]
         self._previous_model = DEFAULT_MODEL
         self._worker = None
@@ -246,6 +287,7 @@ class ColorizeWidget(Container):
             name="image", label="image", choices=self._image_choices, nullable=False
         )
         self.model = ComboBox(name="model", label="model", choices=self._model_choices)
+        self.model_info = Label(value="")  # unnamed: the model's card in one line
         self.device = ComboBox(name="device", label="device", choices=self._device_choices)
         self.chroma_size = ComboBox(
             name="chroma_size",
@@ -289,6 +331,7 @@ class ColorizeWidget(Container):
             [
                 self.image,
                 self.model,
+                self.model_info,
                 self.device,
                 self.chroma_size,
                 self.stack,
@@ -304,6 +347,7 @@ class ColorizeWidget(Container):
         )
         wrapping_label(self.status)
         wrapping_label(self.hints_info)
+        wrapping_label(self.model_info)
         compact_combos(
             self.image, self.model, self.device, self.chroma_size, self.stack, self.hints
         )
@@ -320,9 +364,17 @@ class ColorizeWidget(Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.native.destroyed.connect(self._abandon_run)
+        # items added later (a new checkpoint, a refreshed list) get their tooltip too,
+        # once they hold their data: Qt announces a row before its data is set
+        self._info_timer = QTimer(self.native)
+        self._info_timer.setSingleShot(True)
+        self._info_timer.setInterval(0)
+        self._info_timer.timeout.connect(self._update_model_info)
+        self.model.native.model().rowsInserted.connect(lambda *_: self._info_timer.start())
         self.reset_choices()
         self._on_image_changed()
         self._update_hint_support()
+        self._update_model_info()
         if probe:
             self.refresh_choices()
 
@@ -339,7 +391,7 @@ class ColorizeWidget(Container):
 
         names = [name for _label, name in self._models]
         files = [(Path(path).name, path) for path in self._checkpoints if path not in names]
-        return [*self._models, *files, (BROWSE, BROWSE)]
+        return [*self._models, *files, (BROWSE, BROWSE)]  # Browse... stays last
 
     def _device_choices(self, _widget=None):
         return self._devices
@@ -371,7 +423,8 @@ class ColorizeWidget(Container):
         return worker
 
     def _on_probed(self, result) -> None:
-        models, devices = result
+        models, devices, cards = result
+        self._cards.update(cards)
         current_model, current_device = self.model.value, self.device.value
         if models:
             self._models = models
@@ -383,6 +436,7 @@ class ColorizeWidget(Container):
         if current_device in [name for _label, name in self._devices]:
             self.device.value = current_device
         self._update_hint_support()
+        self._update_model_info()
 
     def set_checkpoint(self, path) -> None:
         """Offer the checkpoint file ``path`` in the model menu and select it."""
@@ -404,6 +458,7 @@ class ColorizeWidget(Container):
         if value != BROWSE:
             self._previous_model = value
             self._update_hint_support()
+            self._update_model_info()
             return
         from qtpy.QtWidgets import QFileDialog
 
@@ -414,6 +469,33 @@ class ColorizeWidget(Container):
             self.set_checkpoint(path)
         else:
             self.model.value = self._previous_model
+
+    def card(self, name_or_path=None) -> dict | None:
+        """The card of a model in the list (default: the chosen one); None if unknown yet."""
+        value = self.model.value if name_or_path is None else name_or_path
+        if value in (None, BROWSE):
+            return None
+        value = str(value)
+        if value not in self._cards and value in self._checkpoints:
+            self._cards[value] = _file_card(value)
+        return self._cards.get(value)
+
+    def _update_model_info(self) -> None:
+        """The chosen model's card under the list, and every entry's card as its tooltip."""
+        from qtpy.QtCore import Qt
+
+        combo = self.model.native
+        for i in range(combo.count()):
+            value = combo.itemData(i)
+            card = self.card(value) if value != BROWSE else None
+            text = _card_tooltip(card) if card else ""
+            if value == BROWSE:
+                text = "Open a .safetensors or .pt/.pth model checkpoint file"
+            if combo.itemData(i, Qt.ItemDataRole.ToolTipRole) != text:
+                combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
+        card = self.card()
+        self.model_info.value = card.get("summary", "") if card else ""
+        self.model_info.tooltip = _card_tooltip(card) if card else None
 
     def _on_image_changed(self, _value=None) -> None:
         layer = self.image.value
