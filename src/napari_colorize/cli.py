@@ -34,16 +34,6 @@ def _add_models(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 
 
-def _format_size(n_bytes) -> str:
-    if n_bytes is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n_bytes < 1000 or unit == "GB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1000
-    return "-"
-
-
 def _finite(value):
     """NaN/inf metrics become null, so that ``--json`` prints strict JSON."""
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
