@@ -64,12 +64,15 @@ def test_train_cli_alpha_on_a_tiny_image(tmp_path, tiny_png, capsys):
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith("alpha done: 2/2 steps in ")
     assert "val_delta_e=" in summary
+    assert "val_table_delta_e=" in summary  # the lookup table's error, next to the model's
     assert str(out) in summary
 
     from napari_colorize.registry import load_model
 
     _model, meta = load_model(out)
     assert meta.arch == "alpha"
+    assert meta.config["lightness_table"] is True
+    assert "val_table_delta_e" in meta.metrics
     assert meta.extra["chroma_size"] == 24
 
     # resuming a finished run with more steps continues from step 2

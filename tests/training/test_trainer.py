@@ -67,7 +67,12 @@ def test_events_come_in_order(tmp_path, rgb):
     assert steps[-1].eta_s == 0
     vals = [e for e in events if isinstance(e, ValidationEvent)]
     assert [e.step for e in vals] == [2, 4]
-    assert set(vals[0].metrics) == {"val_loss", "val_delta_e"}
+    assert set(vals[0].metrics) == {
+        "val_loss",
+        "val_delta_e",
+        "val_table_loss",
+        "val_table_delta_e",
+    }
     previews = [e for e in events if isinstance(e, PreviewEvent)]
     assert [e.step for e in previews] == [2, 4]
     assert previews[0].rgb.shape == (8, 8, 3)

@@ -127,6 +127,9 @@ def test_trains_previews_registers_and_colorize_offers_the_model(
     _model, meta = load_model("tiny-trained")
     assert meta.arch == "alpha"
     assert "planes" in str(meta.data)
+    # trained from layers: a residual on the lightness lookup table, whose error is shown
+    assert meta.config["lightness_table"] is True
+    assert "lookup table" in widget.status.value
 
 
 def test_stop_then_resume_continues_from_the_checkpoint(

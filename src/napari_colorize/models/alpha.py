@@ -4,6 +4,8 @@ As in the originating project's first version: three stride-2 convs down, three
 x2 upsamplings back, 3x3 convs with ReLU, tanh ab output, trained on patches of
 one photo until it reproduces that photo's colours. Widths scale with
 ``AlphaConfig.width`` (see :func:`alpha_layers`; ``C/2`` is a stride-2 conv).
+With ``lightness_table=True`` it predicts a residual on the lightness lookup
+table of its training image (see :mod:`.lightness_table`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from .layers import build_sequential, crop_to, pad_to_multiple
+from .lightness_table import LightnessTable, add_table, zero_last_conv
 
 __all__ = ["AlphaColorizer", "AlphaConfig", "alpha_layers"]
 
@@ -29,10 +32,15 @@ class AlphaConfig:
         originating project used 8.
     in_channels : int
         1 for L only; more for extra conditioning channels (zeros when absent).
+    lightness_table : bool
+        Predict ``table(L) + residual``: a :class:`~.lightness_table.LightnessTable`
+        (a buffer, fitted to the training data by the trainer) plus the
+        network, whose last conv starts at zero (an untrained model predicts the table).
     """
 
     width: int = 16
     in_channels: int = 1
+    lightness_table: bool = False
 
     def __post_init__(self):
         if self.width < 1 or self.in_channels < 1:
@@ -75,6 +83,9 @@ class AlphaColorizer(nn.Module):
             alpha_layers(config.width), config.in_channels
         )
         assert c_out == 2
+        if config.lightness_table:
+            self.lightness_table = LightnessTable()
+            zero_last_conv(self.net)
 
     def forward(self, l_net, hints=None):
         """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W)."""
@@ -86,4 +97,5 @@ class AlphaColorizer(nn.Module):
                 hints = l_net.new_zeros(l_net.shape[0], extra, *l_net.shape[-2:])
             l_net = torch.cat([l_net, hints.to(l_net.dtype)], dim=1)
         x, size = pad_to_multiple(l_net, self.downsampling)
-        return crop_to(self.net(x), size)
+        ab = add_table(getattr(self, "lightness_table", None), x[:, :1], self.net(x))
+        return crop_to(ab, size)

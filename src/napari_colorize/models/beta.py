@@ -20,7 +20,9 @@ treat them alike:
 
 Both expose :meth:`BetaColorizer.encode` and :meth:`BetaColorizer.decode` so a
 fusion model can put a layer between them, and take extra input channels
-(``in_channels > 1``) for user colour hints.
+(``in_channels > 1``) for user colour hints. With ``lightness_table=True`` the
+network predicts a residual on the lightness lookup table of its training data
+(see :mod:`.lightness_table`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import ConvNormAct, build_sequential, crop_to, pad_to_multiple
+from .lightness_table import LightnessTable, add_table, zero_last_conv
 from .zhang import HINT_CHANNELS, check_hints
 
 __all__ = [
@@ -84,6 +87,11 @@ class BetaConfig:
         Concatenating hints to L instead lets them act anywhere, and where L
         all but fixes the colour (CryptoPunks) such a network learns to ignore
         them.
+    lightness_table : bool
+        Predict ``table(L) + residual``: a :class:`~.lightness_table.LightnessTable`
+        (a buffer, fitted to the training data by the trainer) plus the
+        network, whose last conv starts at zero, so that an untrained model
+        predicts the table. The hint branch of ``local_hints`` corrects that sum.
     """
 
     layout: str = "unet"
@@ -95,6 +103,7 @@ class BetaConfig:
     encoder_layers: tuple[str, ...] = field(default_factory=tuple)
     decoder_layers: tuple[str, ...] = field(default_factory=tuple)
     local_hints: bool = False
+    lightness_table: bool = False
 
     def __post_init__(self):
         # JSON metadata gives lists back; keep tuples so configs compare equal.
@@ -327,6 +336,7 @@ class BetaColorizer(nn.Module):
                 raise ValueError(f"the decoder must end with 2 channels (ab), not {c_out}")
             self.downsampling = down
             self.encoder_channels = c
+            self._add_lightness_table(self.decoder)
             return
         w = config.widths
         stages = []
@@ -348,6 +358,12 @@ class BetaColorizer(nn.Module):
             self.hint_branch = LocalHints(w[0])
         self.downsampling = 2 ** (len(w) - 1)
         self.encoder_channels = w[-1]
+        self._add_lightness_table(self.head)
+
+    def _add_lightness_table(self, output: nn.Module) -> None:
+        if self.config.lightness_table:
+            self.lightness_table = LightnessTable()
+            zero_last_conv(output)
 
     # -- the pieces a fusion model reuses -------------------------------------------
 
@@ -390,15 +406,20 @@ class BetaColorizer(nn.Module):
             skips.append(x)
         return skips.pop(), skips
 
-    def decode(self, features, skips):
-        """Decoder: ``(features, skips)`` from :meth:`encode` -> ab in [-1, 1] (padded size)."""
+    def decode(self, features, skips, lightness=None):
+        """Decoder: ``(features, skips)`` from :meth:`encode` -> ab in [-1, 1] (padded size).
+
+        ``lightness``: the padded L ``(N, 1, H, W)`` that was encoded; needed
+        (and only used) with ``lightness_table``, whose table it reads.
+        """
+        table = getattr(self, "lightness_table", None)
         if self.config.layout == "sequential":
-            return self.decoder(features)
+            return add_table(table, lightness, self.decoder(features))
         x = features
         # zip stops at the last decoder stage: a local-hints input, first in skips, is left
         for stage, skip in zip(self.decoder_stages, reversed(skips)):
             x = stage(x, skip)
-        ab = self.head(x)
+        ab = add_table(table, lightness, self.head(x))
         if self.config.local_hints:
             ab = self.hint_branch(x, skips[0], ab)
         return ab
@@ -407,4 +428,4 @@ class BetaColorizer(nn.Module):
         """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W)."""
         x, size = self.prepare_input(l_net, hints)
         features, skips = self.encode(x)
-        return crop_to(self.decode(features, skips), size)
+        return crop_to(self.decode(features, skips, lightness=x[:, :1]), size)

@@ -265,4 +265,4 @@ class FusionColorizer(nn.Module):
         x, size = self.colorizer.prepare_input(l_net, hints)
         features, skips = self.colorizer.encode(x)
         features = self.fuse(features, embedding)
-        return crop_to(self.colorizer.decode(features, skips), size)
+        return crop_to(self.colorizer.decode(features, skips, lightness=x[:, :1]), size)

@@ -62,6 +62,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from torch.utils.checkpoint import checkpoint
 
 from .layers import crop_to, make_norm, pad_to_multiple
+from .lightness_table import LightnessTable, add_table, zero_last_conv
 
 __all__ = [
     "NORMS",
@@ -109,6 +110,12 @@ class UNetConfig:
         Take user colour hints: 3 extra input channels (ab + mask).
     dropout : float
         Dropout after the decoder convs of the three deepest levels (pix2pix uses 0.5).
+    lightness_table : bool
+        Predict ``table(L) + residual``: a lightness lookup table (a buffer,
+        fitted to the training data by the trainer, see
+        :mod:`.lightness_table`) plus the network, whose output conv is then a
+        plain conv (no spectral norm) that starts at zero, so that an
+        untrained generator predicts the table.
     """
 
     widths: tuple[int, ...] = (64, 128, 256)
@@ -120,6 +127,7 @@ class UNetConfig:
     attention_in: str = "decoder"
     hints: bool = False
     dropout: float = 0.0
+    lightness_table: bool = False
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
@@ -319,7 +327,10 @@ class _Head(nn.Module):
         sn = cfg.spectral_norm
         c = c_stem or c_deep
         self.merge = ConvBlock(c_deep + c_stem, c, norm=cfg.norm, sn=sn) if c_stem else None
-        self.out = sn_conv(c, 2, 3, sn=sn)
+        # a spectrally normalised conv cannot start at zero (see UNetConfig.lightness_table)
+        self.out = sn_conv(c, 2, 3, sn=sn and not cfg.lightness_table)
+        if cfg.lightness_table:
+            zero_last_conv(self.out)
 
     def forward(self, x, stem):
         size = stem.shape[-2:] if stem is not None else tuple(2 * n for n in x.shape[-2:])
@@ -381,6 +392,8 @@ class UNetColorizer(nn.Module):
             for i in reversed(range(depth - 1))
         )  # fmt: skip
         self.head = _Head(w[0], cfg.stem, cfg)
+        if cfg.lightness_table:
+            self.lightness_table = LightnessTable()
         self.downsampling = 2**depth
         self.gradient_checkpointing = False
 
@@ -411,6 +424,7 @@ class UNetColorizer(nn.Module):
     def forward(self, l_net, hints=None):
         """Predict ``ab_to_net(ab)`` (N,2,H,W) from ``l_to_net(L)`` (N,1,H,W)."""
         x, size = self.prepare_input(l_net, hints)
+        lightness = x[:, :1]
         stem = None
         if self.stem is not None:
             x = stem = self._run(self.stem, x)
@@ -421,7 +435,8 @@ class UNetColorizer(nn.Module):
         x = self.bottleneck_attention(skips.pop())
         for level, skip in zip(self.decoder, reversed(skips)):
             x = self._run(level, x, skip)
-        return crop_to(self._run(self.head, x, stem), size)
+        ab = self._run(self.head, x, stem)
+        return crop_to(add_table(getattr(self, "lightness_table", None), lightness, ab), size)
 
 
 # ------------------------------------------------------- classifier initialisation

@@ -65,7 +65,12 @@ class StepEvent(TrainEvent):
 
 @dataclass
 class ValidationEvent(TrainEvent):
-    """Validation results: ``metrics`` has ``val_loss`` and ``val_delta_e`` (mean ab error)."""
+    """Validation results: ``metrics`` has ``val_loss`` and ``val_delta_e`` (mean ab error).
+
+    For colour data also ``val_table_loss`` and ``val_table_delta_e``: the same
+    for the lightness lookup table of the training data (computed once, see
+    :mod:`napari_colorize.training.baseline`), so the two compare directly.
+    """
 
     metrics: dict[str, float] = field(default_factory=dict)
 

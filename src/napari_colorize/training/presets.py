@@ -15,6 +15,11 @@
 Both punks presets fit on the first 8500 punks of the train split and validate
 on its last 500 (ids 8500-8999), so nothing is ever tuned on ``punks:test``.
 Passing another ``data`` spec trains on all of it, without validation.
+
+Runs on the user's own images (the alpha preset, any preset given a folder or
+an image as ``data``) use a model with ``lightness_table=True``: it starts as
+the lightness lookup table of its training data and learns a residual on it
+(see :mod:`napari_colorize.training.baseline`).
 """
 
 from __future__ import annotations
@@ -76,6 +81,10 @@ def _punks_data(config, data=None, image=None):
         cut = n - PUNKS_HOLDOUT
         config.data = PUNKS_DATA_NOTE
         return HoldoutSubset(train, range(cut)), HoldoutSubset(val, range(cut, n))
+    if not str(data).startswith("punks:"):  # the user's own images
+        from .baseline import with_lightness_table
+
+        config.model_config = with_lightness_table(config.arch, config.model_config)
     train = dataset_from_spec(
         data, patch_size=config.patch_size, seed=config.seed, flips=config.flips
     )
@@ -123,8 +132,8 @@ def _alpha_config():
     from .trainer import TrainConfig
 
     return TrainConfig(
-        arch="alpha", model_config={"width": 16}, max_steps=1000, batch_size=16, lr=3e-3,
-        optimizer="adamw", scheduler="onecycle", loss="l1", patch_size=64,
+        arch="alpha", model_config={"width": 16, "lightness_table": True}, max_steps=1000,
+        batch_size=16, lr=3e-3, optimizer="adamw", scheduler="onecycle", loss="l1", patch_size=64,
         checkpoint_every=250, preview_every=100, val_every=100, out="runs/alpha.safetensors",
     )  # fmt: skip
 

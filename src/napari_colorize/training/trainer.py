@@ -350,6 +350,8 @@ class Trainer:
         self.step = 0
         self.task = None
         self.last_metrics: dict[str, float] = {}
+        self.table = None
+        self._table_metrics: dict[str, float] | None = None
 
     @classmethod
     def resume(cls, path, train_data, val_data=None, **overrides) -> Trainer:
@@ -416,6 +418,7 @@ class Trainer:
             raise ValueError("the training data is empty; give at least one image")
         # before seeding, so that the look at one item leaves every random stream alone
         self.image_size = _item_size(self.train_set)
+        self.table = self._fit_table(fresh=resumed is None and init is None)
         self.batch_size = min(cfg.batch_size, self.n_train)
         self.steps_per_epoch = self.n_train // self.batch_size  # drop the ragged last batch
         total = []
@@ -445,6 +448,30 @@ class Trainer:
         self.elapsed_before = 0.0
         if resumed is not None:
             self._restore(resumed)
+        from .baseline import prepare_table
+
+        # a new model starts as the table; every run trains the full residual
+        prepare_table(model, self.table if init is None and resumed is None else None)
+
+    def _fit_table(self, fresh: bool):
+        """The lightness table of the training data: a new model's start, and the baseline."""
+        from .baseline import fit_dataset_table, is_colour_dataset, wants_lightness_table
+
+        self._table_metrics = None
+        wanted = fresh and wants_lightness_table(self.config.model_config)
+        if not (wanted or self.val_set is not None) or not is_colour_dataset(self.train_set):
+            return None
+        return fit_dataset_table(self.train_set)
+
+    def table_metrics(self) -> dict[str, float]:
+        """The lookup table's validation metrics (``val_table_delta_e``, ...), computed once."""
+        if self._table_metrics is None:
+            from .baseline import table_metrics
+
+            loss_fn = getattr(self.task, "loss_fn", None)
+            found = table_metrics(self.table, self.val_set, loss_fn=loss_fn, device=self.device)
+            self._table_metrics = {f"val_{k}": v for k, v in found.items()}
+        return self._table_metrics
 
     def _load_init(self, source):
         from ..checkpoint import load_checkpoint
@@ -642,7 +669,7 @@ class Trainer:
         recent: list[float] = []
         t0 = time.perf_counter()
         path = None
-        wrote_at = -1
+        wrote_at = validated_at = -1
 
         while self.step < self.total_steps and not self._stop:
             epoch, start = divmod(self.step, self.steps_per_epoch)
@@ -677,7 +704,8 @@ class Trainer:
                     and not recalibrating
                     and ((cfg.val_every and self.step % cfg.val_every == 0) or epoch_end or at_end)
                 ):
-                    self.last_metrics = self.validate()
+                    self.last_metrics = {**self.validate(), **self.table_metrics()}
+                    validated_at = self.step
                     yield ValidationEvent(step=self.step, metrics=dict(self.last_metrics))
                 if cfg.preview_every and (self.step % cfg.preview_every == 0 or at_end):
                     yield PreviewEvent(step=self.step, rgb=self.preview())
@@ -693,7 +721,16 @@ class Trainer:
             self.recalibrate_batchnorm(cfg.bn_recalibrate)
             wrote_at = -1
             if self.val_set is not None:
-                self.last_metrics = self.validate()
+                self.last_metrics = {**self.validate(), **self.table_metrics()}
+                validated_at = self.step
+                yield ValidationEvent(step=self.step, metrics=dict(self.last_metrics))
+        if validated_at == self.step:
+            from .baseline import shrink_residual
+
+            validate = lambda: {**self.validate(), **self.table_metrics()}  # noqa: E731
+            shrunk = shrink_residual(self.model, self.last_metrics, validate)
+            if shrunk is not None:  # worse than the lookup table: less of the residual
+                self.last_metrics, wrote_at = shrunk[1], -1
                 yield ValidationEvent(step=self.step, metrics=dict(self.last_metrics))
         if cfg.out and wrote_at != self.step:
             path = self.save(step=self.step)

@@ -251,6 +251,7 @@ class TrainingWidget(Container):
         self._stop_early = False
         self._data = None
         self._previous_start = "arch:beta"
+        self._validation_line = ""
         self.last_result = None
         self.last_error: BaseException | None = None
 
@@ -475,6 +476,11 @@ class TrainingWidget(Container):
             init = start.partition(":")[2]
         else:
             raise ValueError("choose an architecture or a model to fine-tune")
+        if init is None and self.source.value in (LAYERS, FOLDER):
+            from ..training.baseline import with_lightness_table
+
+            # start from the lightness lookup table of the user's images, never below it
+            model_config = with_lightness_table(arch, model_config)
         seed = 0
         data = self._training_data(seed)
         steps = int(self.length.value)
@@ -522,6 +528,7 @@ class TrainingWidget(Container):
             return None
         self._session, self._data, self._name = None, None, name
         self._stop_early = False
+        self._validation_line = ""
         self.last_result = self.last_error = None
         worker = thread_worker(_run_session, start_thread=False)(prepare)
         worker.yielded.connect(self._on_event)
@@ -587,11 +594,15 @@ class TrainingWidget(Container):
             self.status.value = (
                 f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  "
                 f"{event.images_per_s:.1f} img/s  ETA {eta}"
+                + (f"  {self._validation_line}" if self._validation_line else "")
             )
         elif isinstance(event, ValidationEvent):
+            from ..training.baseline import describe_validation
+
             value = event.metrics.get("val_loss")
             if value is not None:
                 self.loss_plot.add("val", event.step, value)
+            self._validation_line = describe_validation(event.metrics)
         elif isinstance(event, PreviewEvent) and event.rgb is not None:
             self._show_preview(event.rgb)
         elif isinstance(event, CheckpointEvent):
@@ -658,8 +669,12 @@ class TrainingWidget(Container):
             self._report(exc)
             return
         self._refresh_colorize_widgets()
+        from ..training.baseline import describe_validation
+
         val = result.metrics.get("val_loss")
         shown = f", val loss {val:.4f}" if val is not None else ""
+        compared = describe_validation(result.metrics)
+        shown += f", {compared}" if compared else ""
         self.status.value = (
             f"{state} at step {result.step}/{result.total_steps}{shown}; "
             f"registered as {self._name!r}"
