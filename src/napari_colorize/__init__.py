@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "colorize"]
 
 
-def colorize(array, model="beta-punks", **options):
-    """Colorize a grayscale (or color) array with a named or saved model.
+def colorize(array, model=None, **options):
+    """Colorize a grayscale (or color) array with a model, a colour reference or hints.
 
     Parameters
     ----------
@@ -18,10 +18,16 @@ def colorize(array, model="beta-punks", **options):
         2D grayscale, RGB/RGBA (last axis 3 or 4) or an nD stack whose last two
         axes (or last two before the channel axis) are spatial. numpy, dask and
         zarr arrays are accepted; lazy arrays are read plane by plane.
-    model : str or path-like
-        A registered model name (see ``napari-colorize models``) or a checkpoint file.
+    model : str or path-like, optional
+        A registered model name (see ``napari-colorize models``), a checkpoint
+        file, ``"propagate"`` (spread ``hints`` along lightness, no network) or
+        ``"reference"``. Default: chosen for the image (see
+        :func:`napari_colorize.choice.default_method`).
     **options
-        Passed to :class:`napari_colorize.inference.Colorizer`
+        ``reference`` (colour image(s) to learn colours from, in seconds),
+        ``hints`` (hint maps or a :class:`napari_colorize.hints.PointHints`;
+        with a network that does not take hints they correct its colours
+        locally), and the options of :class:`napari_colorize.inference.Colorizer`
         (``device``, ``tile``, ``overlap``, ``chroma_size``, ``batch_size``).
 
     Returns
@@ -29,6 +35,11 @@ def colorize(array, model="beta-punks", **options):
     numpy.ndarray
         RGB uint8 with the input's spatial shape (and leading axes) plus a
         trailing axis of 3.
+
+    Examples
+    --------
+    >>> rgb = colorize(gray_section, reference=stained_rgb)  # doctest: +SKIP
+    >>> rgb = colorize(gray_photo, model="propagate", hints=point_hints)  # doctest: +SKIP
     """
     from .inference import colorize as _colorize
 

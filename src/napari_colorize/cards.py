@@ -465,3 +465,21 @@ def domain_warnings(
         if not lo <= value <= hi:
             reasons.append(f"{what.format(value)} (training images: {lo:.0f}-{hi:.0f})")
     return reasons
+
+
+# the built-in training-free methods (napari_colorize.guided)
+register_method_card(
+    "reference",
+    purpose="any image, given a colour image of the same kind of scene or tissue",
+    needs="a colour reference image",
+    description="Learns in seconds how the reference's colours follow its lightness "
+    "textures and gives them to the gray image; falls back towards gray where the "
+    "reference does not cover the image. Works at up to 1024 px, full-resolution lightness.",
+)
+register_method_card(
+    "propagate",
+    purpose="any image, given a few colour hints",
+    needs="colour hints (points or a hints CSV)",
+    description="Spreads each hint's colour along lightness edges (edge-aware normalized "
+    "convolution); gray without hints. Hints also correct any model's colours locally.",
+)

@@ -330,7 +330,26 @@ def _add_colorize(sub) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
-    p.add_argument("--model", default="beta-punks", help="model name or checkpoint file")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model name, checkpoint file, or propagate (spread --hints); default: chosen per "
+        "image (a reference when given, the punks models for punks-sized images, a "
+        "downloaded photo model, propagate with hints)",
+    )
+    p.add_argument(
+        "--reference",
+        nargs="+",
+        metavar="REF",
+        help="colour image(s) or folder(s) of the same kind of scene or tissue: colours are "
+        "learned from them in seconds (no download, no training)",
+    )
+    p.add_argument(
+        "--hints",
+        metavar="CSV",
+        help="colour hints: a CSV with a header row,col,r,g,b (0-255), optional size and "
+        "leading plane columns; spread along lightness (propagate) or correcting a model",
+    )
     p.add_argument(
         "--chroma-size",
         type=int,
@@ -348,7 +367,6 @@ def _run_colorize(args) -> int:
     from tqdm import tqdm
 
     from .files import colorize_file, find_images, plan_jobs
-    from .inference import Colorizer
 
     def report(path, message) -> None:
         line = " ".join(str(message).split())
@@ -365,7 +383,7 @@ def _run_colorize(args) -> int:
     options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
     if args.chroma_size is not None:
         options["chroma_size"] = args.chroma_size or None
-    colorizer = Colorizer(args.model, **options)
+    colorizer = _colorizer_factory(args, options)
     written = 0
     with tqdm(total=len(jobs), unit="file", desc="colorize", dynamic_ncols=True) as bar:
         for i, job in enumerate(jobs):
@@ -388,6 +406,55 @@ def _run_colorize(args) -> int:
     total = len(jobs) + len(problems) + len(refused)
     print(f"colorized {written} of {total} file(s) into {args.output}")
     return 1 if failed else 0
+
+
+def _read_references(paths):
+    """The colour images of ``--reference`` (files and folders), as arrays."""
+    from .files import find_images, read_image
+
+    files, problems = find_images(paths)
+    if problems:
+        path, message = problems[0]
+        raise ValueError(f"--reference {path}: {message}")
+    return [read_image(path) for path in files]
+
+
+def _colorizer_factory(args, options):
+    """``layout -> Colorizer`` for each input file: its method, reference and hints."""
+    from .choice import default_method
+    from .guided import ReferenceColorizer
+    from .hints import read_hints_csv
+    from .inference import Colorizer
+
+    reference = None
+    if args.reference:
+        reference = ReferenceColorizer(_read_references(args.reference))  # fitted once
+        if args.model not in (None, "reference"):
+            raise ValueError(f"--reference cannot be combined with --model {args.model}")
+    shared = {}
+    if reference is None and args.model not in (None, "propagate") and args.hints is None:
+        # a named model is loaded once, before any file, so a wrong name stops at once
+        shared[args.model] = Colorizer(args.model, **options)
+
+    def make(layout):
+        model = args.model
+        if reference is not None:
+            model = reference
+        elif model is None:
+            model = default_method(layout.spatial_shape, hints=args.hints is not None)
+        hints = None
+        if args.hints is not None:
+            shape = layout.leading_shape + layout.spatial_shape
+            hints = read_hints_csv(args.hints, shape)
+        elif model == "propagate":
+            raise ValueError("--model propagate spreads colour hints: give --hints hints.csv")
+        if hints is None and isinstance(model, str):
+            if model not in shared:  # one loaded model for every file
+                shared[model] = Colorizer(model, **options)
+            return shared[model]
+        return Colorizer(model, hints=hints, **options)
+
+    return make
 
 
 # -------------------------------------------------------------------- demo

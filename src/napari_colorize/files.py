@@ -198,7 +198,10 @@ def colorize_file(
 
     Parameters
     ----------
-    colorizer : napari_colorize.inference.Colorizer
+    colorizer : napari_colorize.inference.Colorizer or callable
+        The colorizer, or a function of the input's
+        :class:`~napari_colorize.images.ImageLayout` returning one (a method
+        chosen per image, hints placed on its shape).
     job : ColorizeJob
     progress : callable, optional
         Called with each :class:`~napari_colorize.inference.ColorizeProgress`.
@@ -219,6 +222,8 @@ def colorize_file(
 
     array = read_image(job.source)
     layout = images.describe(array)
+    if callable(colorizer) and not hasattr(colorizer, "run"):
+        colorizer = colorizer(layout)
     suffix = job.target.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(

@@ -45,6 +45,7 @@ __all__ = [
     "model_accepts_hints",
     "model_takes_hints",
     "points_to_hints",
+    "read_hints_csv",
     "sample_hints",
 ]
 
@@ -327,6 +328,80 @@ class HintStack:
         for plane in self.hints.planes:
             self.hints.plane(plane, out=out[plane])
         return out if dtype is None else out.astype(dtype)
+
+
+_CSV_REQUIRED = ("row", "col", "r", "g", "b")
+
+
+def read_hints_csv(path, image_shape, *, default_size: float = 1.0) -> PointHints:
+    """Colour hints from a CSV file, placed on an image of ``image_shape``.
+
+    The file has a header naming its columns: ``row,col,r,g,b`` (pixel
+    position, colour in 0-255), optionally ``size`` (disc diameter in pixels)
+    and, before ``row``, one column per leading axis of a stack giving the
+    plane (e.g. ``t,row,col,r,g,b``).
+
+    Parameters
+    ----------
+    path : path-like
+    image_shape : sequence of int
+        ``(H, W)`` or ``leading + (H, W)`` (without a colour axis).
+    default_size : float
+        Diameter of hints without a ``size``.
+
+    Returns
+    -------
+    PointHints
+
+    Raises
+    ------
+    ValueError
+        A missing header or column, a value that is not a number, a colour
+        outside 0-255, or plane columns that do not match the image's axes.
+    """
+    import csv
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the hints file {path}: {exc}") from None
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"the hints file {path} is empty; it needs a header row,col,r,g,b")
+    header = [c.strip().lower() for c in rows[0]]
+    missing = [c for c in _CSV_REQUIRED if c not in header]
+    if missing:
+        raise ValueError(
+            f"the hints file {path} has columns {header}; it needs a header with "
+            f"row,col,r,g,b (missing: {', '.join(missing)}), optionally size and leading "
+            "plane columns before row"
+        )
+    shape = tuple(int(n) for n in image_shape)
+    leading = header[: header.index("row")]
+    if len(leading) != len(shape) - 2:
+        raise ValueError(
+            f"the hints file {path} gives {len(leading)} plane column(s) ({', '.join(leading)}) "
+            f"before row, but the image has {len(shape) - 2} leading axis/axes (shape {shape})"
+        )
+    try:
+        values = np.array([[float(c) for c in r] for r in rows[1:]], dtype=float)
+    except ValueError as exc:
+        raise ValueError(
+            f"the hints file {path} holds a value that is not a number: {exc}"
+        ) from None
+    if values.size == 0:
+        values = values.reshape(0, len(header))
+    if values.shape[1:] != (len(header),):
+        raise ValueError(f"every row of the hints file {path} needs {len(header)} values")
+    col = {name: values[:, i] for i, name in enumerate(header)}
+    colors = np.stack([col["r"], col["g"], col["b"]], axis=1)
+    if np.any(colors < 0) or np.any(colors > 255) or not np.all(np.isfinite(colors)):
+        raise ValueError(f"the colours in the hints file {path} must be 0-255")
+    points = np.stack([col[name] for name in (*leading, "row", "col")], axis=1)
+    sizes = col.get("size", np.full(len(values), float(default_size)))
+    return PointHints(points, colors / 255.0, sizes, shape)
 
 
 def points_to_hints(

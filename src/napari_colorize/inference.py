@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from . import images
-from .color import _F_INV_SWITCH, _KAPPA, _XYZ_FROM_RGB, AB_SCALE, WHITE_D65, l_to_net
+from .color import _F_INV_SWITCH, _KAPPA, _XYZ_FROM_RGB, AB_SCALE, WHITE_D65, l_to_net, net_to_l
+from .guided import HintPropagator, ReferenceColorizer
 
 __all__ = [
     "DEFAULT_CHROMA_SIZE",
@@ -51,6 +52,10 @@ __all__ = [
 
 #: Working size (longest side, in pixels) when neither the caller nor the model says.
 DEFAULT_CHROMA_SIZE = 256
+#: Working size of the training-free methods (a reference, hint propagation).
+GUIDED_CHROMA_SIZE = 1024
+#: What ``model`` may name besides networks: the training-free methods.
+GUIDED_METHODS = ("propagate", "reference")
 #: Row strips of about this many pixels bound the memory of the Lab -> RGB step.
 _STRIP_PIXELS = 1 << 20
 #: Blocks of about this many pixels are what one worker thread converts at a time.
@@ -491,6 +496,55 @@ class _Lightness:
 # -------------------------------------------------------------- colorizer
 
 
+def _hint_maps(value):
+    """Hint maps from what users pass: arrays, or :class:`~.hints.PointHints` (made lazily)."""
+    from .hints import PointHints
+
+    if isinstance(value, PointHints):
+        return value.stack() if value.leading_shape else value.plane(())
+    return value
+
+
+def _network_takes_hints(model) -> bool:
+    """Whether a network has a hint branch: flagged so, or ``forward`` has a ``hints`` argument."""
+    import inspect
+
+    from .hints import model_accepts_hints
+
+    if model_accepts_hints(model):
+        return True
+    if getattr(model, "accepts_hints", None) is not None:
+        return False  # explicitly says no
+    try:
+        return "hints" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _guided_method(model, reference):
+    """The training-free method ``model`` and ``reference`` ask for, or None for a network."""
+    if hasattr(model, "predict_ab") and hasattr(model, "prepare"):
+        if reference is not None:
+            raise ValueError("give either a guided method object or reference=, not both")
+        return model
+    name = model if isinstance(model, str) else None
+    if reference is not None:
+        if name not in (None, "reference"):
+            raise ValueError(
+                f"reference= colours from a reference image; it cannot be combined with "
+                f"model={model!r}. Leave model out (or use model='reference')"
+            )
+        return ReferenceColorizer(reference)
+    if name == "reference":
+        raise ValueError(
+            "model='reference' needs a colour image: pass reference=RGB_ARRAY "
+            "(CLI: --reference REF.png)"
+        )
+    if name == "propagate":
+        return HintPropagator()
+    return None
+
+
 @dataclass
 class _RunState:
     done: int
@@ -584,6 +638,8 @@ class Colorizer:
         batch_size: int | None = None,
         hints: Mapping[str, Any] | None = None,
         *,
+        reference=None,
+        correct_with_hints: bool | None = None,
         percentiles: tuple[float, float] | None = images.DEFAULT_PERCENTILES,
         channels_last: bool | None = None,
         num_threads: int | None = None,
@@ -595,19 +651,29 @@ class Colorizer:
 
         self.device = resolve_device(device)
         self.meta = None
-        if isinstance(model, (str, os.PathLike)):
+        #: The training-free method (a colour reference, hint propagation), or None
+        self.method = _guided_method(model, reference)
+        if self.method is not None:
+            # guided methods run on the CPU in numpy and torch; the result is the same anywhere
+            self.device = torch.device("cpu")
+            self.model = None
+            if chroma_size == "auto":
+                chroma_size = GUIDED_CHROMA_SIZE
+        elif isinstance(model, (str, os.PathLike)):
             self.model, self.meta = _load_model(model, self.device)
         elif isinstance(model, torch.nn.Module):
             self.model = model
         else:
             raise ValueError(
-                f"model must be a torch.nn.Module, a registered model name or a checkpoint "
-                f"path, got {type(model).__name__}; see `napari-colorize models`"
+                f"model must be a torch.nn.Module, a registered model name, a checkpoint "
+                f"path or {GUIDED_METHODS}, got {type(model).__name__}; see "
+                "`napari-colorize models`"
             )
-        param = next(self.model.parameters(), None)
-        if param is not None and param.device != self.device:
-            self.model.to(self.device)
-        self.model.eval()
+        if self.model is not None:
+            param = next(self.model.parameters(), None)
+            if param is not None and param.device != self.device:
+                self.model.to(self.device)
+            self.model.eval()
 
         gpu = self.device.type != "cpu"
         #: (extra, data) of the model's checkpoint when the working size is "auto"
@@ -634,13 +700,20 @@ class Colorizer:
         if hints is not None and not isinstance(hints, Mapping):
             hints = {"hints": hints}
         self.hints = dict(hints or {})
+        takes_hints = self.method is None and _network_takes_hints(self.model)
+        #: Whether the network itself gets ``hints=`` (a hint-aware model).
+        self.model_takes_hints = takes_hints
+        if correct_with_hints is None:
+            correct_with_hints = not takes_hints and not isinstance(self.method, HintPropagator)
+        #: Spreads hints over the prediction as local corrections, or None.
+        self.corrector = HintPropagator() if correct_with_hints else None
         self.percentiles = percentiles
         # measured (benchmarks/speed.py): 2-4x faster convs on the CPU (oneDNN) and on
         # CUDA; MPS support for it is patchy
         self.channels_last = (
             (self.device.type in ("cpu", "cuda")) if channels_last is None else bool(channels_last)
         )
-        if self.channels_last:
+        if self.channels_last and self.model is not None:
             self.model.to(memory_format=torch.channels_last)
         self.autocast_dtype = autocast_dtype(self.device) if autocast else None
         if num_threads is not None:
@@ -669,7 +742,7 @@ class Colorizer:
 
     def __repr__(self) -> str:
         return (
-            f"Colorizer({type(self.model).__name__}, device={str(self.device)!r}, "
+            f"Colorizer({type(self.method or self.model).__name__}, device={str(self.device)!r}, "
             f"tile={self._tile}, overlap={self.overlap}, chroma_size={self.chroma_size}, "
             f"batch_size={self._batch})"
         )
@@ -762,7 +835,10 @@ class Colorizer:
         hints = self._prepare_hints(layout)
         height, width = layout.spatial_shape
         work = self.working_shape(layout.spatial_shape)
-        tiling = _Tiling.build(work, self._tile, self.overlap, torch, self.device)
+        guided = self.method is not None
+        # a guided method takes the whole working plane at once
+        tile = max(work) if guided else self._tile
+        tiling = _Tiling.build(work, tile, self.overlap, torch, self.device)
         n = layout.n_planes
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         group_size = max(1, min(self._batch, _GROUP_PIXELS // (height * width)))
@@ -779,12 +855,25 @@ class Colorizer:
             f"{len(tiling.tiles)} tile(s) per plane",
         )
         try:
+            if guided:  # e.g. learning the reference's colours, once per run
+                yield ColorizeProgress(0, state.total, None, f"preparing {self.method.name}")
+                self.method.prepare(scale=work[0] / height)
             for group in groups:
                 if self._stop.is_set():
                     break
                 l_work, cond = self._working_inputs(group, work, hints)
-                ab = yield from self._predict(l_work, cond, state, group[0][0])
-                del l_work, cond
+                hint_maps = cond.get("hints")
+                if guided:
+                    ab = self._guided_predict(l_work, hint_maps)
+                    state.done += len(group)
+                    yield ColorizeProgress(state.done, state.total, group[0][0], "colours")
+                else:
+                    if not self.model_takes_hints:
+                        cond = {k: v for k, v in cond.items() if k != "hints"}
+                    ab = yield from self._predict(l_work, cond, state, group[0][0])
+                if ab is not None and self.corrector is not None and hint_maps is not None:
+                    ab = self._correct(l_work, ab, hint_maps)
+                del l_work, cond, hint_maps
                 if ab is None:
                     break
                 for b, (index, lightness) in enumerate(group):
@@ -845,6 +934,7 @@ class Colorizer:
         spatial = layout.spatial_shape
         checked = {}
         for name, value in self.hints.items():
+            value = _hint_maps(value)
             shape = tuple(getattr(value, "shape", np.shape(value)))
             if shape[-3:-1] != spatial or shape[:-3] not in ((), layout.leading_shape):
                 raise ValueError(
@@ -1014,6 +1104,29 @@ class Colorizer:
                 ab = torch.cat(parts) if single else acc / wsum
                 return ab.clamp_(-1.0, 1.0).mul_(AB_SCALE)
 
+    def _guided_predict(self, l_work, hint_maps):
+        """ab (B, 2, h, w) in Lab units from the guided method, plane by plane."""
+        import torch
+
+        lightness = net_to_l(l_work[:, 0]).cpu().numpy()
+        planes = []
+        for b in range(lightness.shape[0]):
+            hints = None if hint_maps is None else hint_maps[b].permute(1, 2, 0).cpu().numpy()
+            ab = self.method.predict_ab(lightness[b], hints)
+            planes.append(torch.from_numpy(np.ascontiguousarray(ab.transpose(2, 0, 1))))
+        return torch.stack(planes).to(self.device)
+
+    def _correct(self, l_work, ab, hint_maps):
+        """``ab`` (B, 2, h, w) corrected near the hints by :attr:`corrector`."""
+        import torch
+
+        lightness = net_to_l(l_work[:, 0]).float().cpu().numpy()
+        maps = hint_maps.permute(0, 2, 3, 1).float().cpu().numpy()
+        prior = ab.permute(0, 2, 3, 1).float().cpu().numpy()
+        fixed = [self.corrector.correct(lightness[b], prior[b], maps[b]) for b in range(len(maps))]
+        out = torch.from_numpy(np.ascontiguousarray(np.stack(fixed).transpose(0, 3, 1, 2)))
+        return out.to(ab.device)
+
     @staticmethod
     def _crop(x, tile, th, tw):
         y0, x0, _ = tile
@@ -1048,25 +1161,48 @@ def _drain(generator):
             return stop.value
 
 
-def colorize(array, model="beta-punks", *, out=None, rgb=None, value_range=None, **options):
-    """Colorize an image or stack with a named model, a checkpoint file or a module.
+def colorize(
+    array, model=None, *, reference=None, out=None, rgb=None, value_range=None, **options
+):
+    """Colorize an image or stack with a model, a colour reference or hints.
 
     Parameters
     ----------
     array : array-like
         2D gray, RGB/RGBA or an nD stack (numpy, dask, zarr, ...).
-    model : str, path-like or torch.nn.Module
-        A registered name (``napari-colorize models``), a checkpoint file, or a
-        module; loaded models are cached, so repeated calls do not reload.
+    model : str, path-like or torch.nn.Module, optional
+        A registered name (``napari-colorize models``), a checkpoint file, a
+        module, or a training-free method: ``"propagate"`` (spread ``hints``
+        along lightness) or ``"reference"`` (with ``reference=``). Loaded
+        models are cached. Default: chosen for the image by
+        :func:`napari_colorize.choice.default_method` (a reference when given,
+        the punks models for punks-sized images, a downloaded photo model,
+        hint propagation with hints; otherwise a :class:`~.choice.NoMethodError`
+        naming the options).
+    reference : array-like or list of array-like, optional
+        Colour image(s) of the same kind of scene or tissue (RGB uint8, uint16
+        or float in [0, 1]); colours are learned from them in seconds, once for
+        a whole stack.
     out, rgb, value_range
         See :meth:`Colorizer.colorize`.
     **options
         :class:`Colorizer` options: ``device``, ``tile``, ``overlap``,
-        ``chroma_size``, ``batch_size``, ``hints``, ...
+        ``chroma_size``, ``batch_size``, ``hints`` (hint maps or a
+        :class:`~napari_colorize.hints.PointHints`), ...
 
     Returns
     -------
     numpy.ndarray
         RGB uint8 of shape ``leading_shape + (H, W, 3)`` (or the given ``out``).
     """
-    return Colorizer(model, **options).colorize(array, out, rgb=rgb, value_range=value_range)
+    if model is None:
+        from .choice import default_method
+
+        layout = images.describe(array, rgb=rgb)
+        model = default_method(
+            layout.spatial_shape,
+            hints=options.get("hints") is not None,
+            reference=reference is not None,
+        )
+    colorizer = Colorizer(model, reference=reference, **options)
+    return colorizer.colorize(array, out, rgb=rgb, value_range=value_range)

@@ -44,16 +44,19 @@ def ab_of(rgba):
     return rgb_to_lab(np.asarray(rgba[:3], dtype=float))[1:] / 128.0
 
 
-def test_the_selector_says_when_a_model_takes_no_hints(colorize_widget, hint_checkpoint):
+def test_the_selector_says_what_hints_do_for_each_model(colorize_widget, hint_checkpoint):
     viewer, widget = colorize_widget  # set to an alpha model without hint channels
-    viewer.add_points([[3, 3]], name="hints")
-    assert not widget.takes_hints
-    assert not widget.hints.enabled
-    assert not widget.live.enabled
-    assert "takes no colour hints" in widget.hints_info.value
-    widget.set_checkpoint(hint_checkpoint)
+    points = viewer.add_points([[3, 3]], name="hints")
+    # a network without a hint branch: the hints correct its colours
     assert widget.takes_hints
     assert widget.hints.enabled
+    widget.hints.value = points
+    assert "correct the colours" in widget.hints_info.value
+    widget.set_checkpoint(hint_checkpoint)
+    assert widget.takes_hints
+    assert "learned hint branch" in widget.hints_info.value
+    widget.model.value = "propagate"
+    assert "spread along lightness" in widget.hints_info.value
     assert widget.live.value  # live mode is on by default
     assert [name for name, _layer in widget._points_choices()] == ["hints"]
 

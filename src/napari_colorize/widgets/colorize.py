@@ -63,6 +63,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "beta-punks"
 #: The model-menu entry that opens a file dialog.
 BROWSE = "Browse checkpoint..."
+#: The training-free methods, first in the model menu: (label, name).
+METHODS = [
+    ("reference: colours of a colour layer", "reference"),
+    ("propagate: spread hint colours", "propagate"),
+]
 ALL_PLANES = "all planes"
 CURRENT_PLANE = "current plane (preview)"
 #: Working sizes offered: the model's own default, fixed sizes, or full resolution (0).
@@ -94,6 +99,7 @@ class _Job:
     add_lab: bool
     outputs: dict  # add_image kwargs of the colorized layer, by role
     hints: Any = None  # None, or a callable giving the hint map(s) (run in the worker)
+    method: Any = None  # a fitted guided method (a ReferenceColorizer) used instead of model
     plane: tuple | None = None  # the stack plane a single-plane run colorizes
     live: bool = False
     colorizer: Any = None
@@ -126,7 +132,10 @@ def _run_job(job: _Job):
         chroma_size = job.chroma_size if job.chroma_size else None
         hints = job.hints() if job.hints is not None else None
         job.colorizer = Colorizer(
-            job.model, device=job.device, chroma_size=chroma_size, hints=hints
+            job.method if job.method is not None else job.model,
+            device=job.device,
+            chroma_size=chroma_size,
+            hints=hints,
         )
         if job.stop:
             return _Result()
@@ -276,6 +285,9 @@ class ColorizeWidget(Container):
         self._progress = None
         self._points: Points | None = None  # the hints layer whose events are connected
         self._takes_hints = False
+        self._auto_model = True  # the model follows the image until the user picks one
+        self._setting_model = False
+        self._reference_methods: dict = {}  # (layer id, data id) -> fitted ReferenceColorizer
         self._live_generation = 0  # the latest live run; older ones may not touch layers
         self._live_job: _Job | None = None
         self._live_workers: set = set()
@@ -288,6 +300,12 @@ class ColorizeWidget(Container):
         )
         self.model = ComboBox(name="model", label="model", choices=self._model_choices)
         self.model_info = Label(value="")  # unnamed: the model's card in one line
+        self.reference = ComboBox(
+            name="reference", label="reference", choices=self._reference_choices,
+            nullable=True, value=None,
+            tooltip="An RGB layer of the same kind of scene or tissue: its colours are "
+            "learned in seconds and given to the image (model 'reference').",
+        )  # fmt: skip
         self.device = ComboBox(name="device", label="device", choices=self._device_choices)
         self.chroma_size = ComboBox(
             name="chroma_size",
@@ -332,6 +350,7 @@ class ColorizeWidget(Container):
                 self.image,
                 self.model,
                 self.model_info,
+                self.reference,
                 self.device,
                 self.chroma_size,
                 self.stack,
@@ -349,8 +368,9 @@ class ColorizeWidget(Container):
         wrapping_label(self.hints_info)
         wrapping_label(self.model_info)
         compact_combos(
-            self.image, self.model, self.device, self.chroma_size, self.stack, self.hints
-        )
+            self.image, self.model, self.reference, self.device, self.chroma_size, self.stack,
+            self.hints,
+        )  # fmt: skip
         from qtpy.QtCore import QTimer
 
         self._live_timer = QTimer()
@@ -359,6 +379,10 @@ class ColorizeWidget(Container):
         self._live_timer.timeout.connect(self.live_run)
         self.image.changed.connect(self._on_image_changed)
         self.model.changed.connect(self._on_model_changed)
+        self.reference.changed.connect(self._on_reference_changed)
+        # a new colour layer can be a reference: the automatic choice looks again
+        viewer.layers.events.inserted.connect(self._on_layers_changed)
+        viewer.layers.events.removed.connect(self._on_layers_changed)
         self.hints.changed.connect(self._on_hints_layer_changed)
         self.live.changed.connect(self._on_live_toggled)
         self.run_button.changed.connect(self.run)
@@ -383,6 +407,14 @@ class ColorizeWidget(Container):
     def _image_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
+    def _reference_choices(self, _widget=None):
+        image = self.image.value if hasattr(self, "image") else None
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Image) and layer.rgb and layer is not image
+        ]
+
     def _points_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Points)]
 
@@ -391,7 +423,7 @@ class ColorizeWidget(Container):
 
         names = [name for _label, name in self._models]
         files = [(Path(path).name, path) for path in self._checkpoints if path not in names]
-        return [*self._models, *files, (BROWSE, BROWSE)]  # Browse... stays last
+        return [*METHODS, *self._models, *files, (BROWSE, BROWSE)]  # Browse... stays last
 
     def _device_choices(self, _widget=None):
         return self._devices
@@ -455,10 +487,13 @@ class ColorizeWidget(Container):
             self.set_checkpoint(name_or_path)
 
     def _on_model_changed(self, value=None) -> None:
+        if not self._setting_model:
+            self._auto_model = False  # the user's choice: keep it for other images
         if value != BROWSE:
             self._previous_model = value
             self._update_hint_support()
             self._update_model_info()
+            self._update_reference_support()
             return
         from qtpy.QtWidgets import QFileDialog
 
@@ -501,6 +536,55 @@ class ColorizeWidget(Container):
         layer = self.image.value
         self.stack.enabled = layer is not None and layer.ndim > 2
         self.full_resolution.enabled = layer is not None and bool(layer.multiscale)
+        self.reference.reset_choices()
+        if self._auto_model and layer is not None:
+            self._choose_default_model(layer)
+        self._update_reference_support()
+
+    def _on_layers_changed(self, _event=None) -> None:
+        self.reference.reset_choices()
+        if self._auto_model and isinstance(self.image.value, Image):
+            self._choose_default_model(self.image.value)
+        self._update_reference_support()
+
+    def _choose_default_model(self, layer) -> None:
+        """Pick the method that helps this image (see :func:`.choice.suggest_method`)."""
+        from ..choice import suggest_method
+
+        references = self._reference_choices()
+        shape = layer.level_shapes[0][: layer.ndim][-2:]
+        name = suggest_method(shape, reference=bool(references))
+        if name not in [value for _label, value in self._model_choices()]:
+            return  # e.g. the photo model before the registry has been read
+        self._setting_model = True
+        try:
+            self.model.value = name
+            if name == "reference" and self.reference.value is None:
+                self.reference.value = references[0][1]
+        finally:
+            self._setting_model = False
+
+    def _update_reference_support(self) -> None:
+        wanted = self.model.value == "reference"
+        self.reference.enabled = wanted
+        if wanted and self.reference.value is None:
+            self.model_info.value = (
+                "open or pick an RGB layer of the same kind of scene or tissue as the reference"
+            )
+
+    def _on_reference_changed(self, _value=None) -> None:
+        self._update_reference_support()
+        self._on_points_edited()  # live mode re-colorizes with the new reference
+
+    def _reference_method(self, layer):
+        """The reference method fitted to ``layer``'s colours, kept while its data is the same."""
+        from ..guided import ReferenceColorizer
+
+        key = (id(layer), id(layer.data))
+        if key not in self._reference_methods:
+            data = layer.data[0] if layer.multiscale else layer.data
+            self._reference_methods = {key: ReferenceColorizer(np.asarray(data))}
+        return self._reference_methods[key]
 
     # -------------------------------------------------------------- hints
 
@@ -513,25 +597,24 @@ class ColorizeWidget(Container):
         from ..hints import model_takes_hints
 
         model = self.model.value
-        takes = model not in (None, BROWSE) and model_takes_hints(model)
-        self._takes_hints = bool(takes)
+        # a hint-aware network reads them itself; any other method is corrected by them
+        self._takes_hints = model not in (None, BROWSE)
         self.hints.enabled = self._takes_hints
         self.live.enabled = self._takes_hints
-        if self._takes_hints:
+        if not self._takes_hints:
+            self.hints_info.value = "choose a model to use colour hints"
+        elif self.hints.value is None:
             self.hints_info.value = (
-                ""
-                if self.hints.value is not None
-                else (
-                    "add a Points layer and pick it as hints: each point's colour steers "
-                    "the colours around it"
-                )
+                "add a Points layer and pick it as hints: each point's colour steers "
+                "the colours around it"
+                + (" (propagate needs them)" if model == "propagate" else "")
             )
+        elif model == "propagate":
+            self.hints_info.value = "the hints' colours spread along lightness edges"
+        elif model_takes_hints(model):
+            self.hints_info.value = "the model reads the hints itself (learned hint branch)"
         else:
-            name = "this model" if model in (None, BROWSE) else repr(str(model))
-            self.hints_info.value = (
-                f"{name} takes no colour hints; hints need a hint-aware model such as "
-                "beta-punks-hints or siggraph17"
-            )
+            self.hints_info.value = "the hints correct the colours around them"
 
     def _on_hints_layer_changed(self, layer=None) -> None:
         layer = self.hints.value
@@ -590,7 +673,8 @@ class ColorizeWidget(Container):
         points = self.hints.value
         parts = [np.asarray(points.data), np.asarray(points.face_color), np.asarray(points.size)]
         digest = tuple(hash(np.ascontiguousarray(p).tobytes()) for p in parts)
-        return (job.source, job.model, job.device, str(job.chroma_size), job.plane, digest)
+        method = id(job.method) if job.method is not None else None
+        return (job.source, job.model, method, job.device, str(job.chroma_size), job.plane, digest)
 
     def live_run(self, *, force: bool = False):
         """Re-colorize the current plane with the current hints (what live mode does).
@@ -693,6 +777,15 @@ class ColorizeWidget(Container):
         model = self.model.value
         if model in (None, BROWSE):
             raise ValueError("choose a model, or a checkpoint file with 'Browse checkpoint...'")
+        method = None
+        if model == "reference":
+            reference = self.reference.value
+            if reference is None:
+                raise ValueError(
+                    "choose a reference: an RGB layer of the same kind of scene or tissue "
+                    "(open a colour image, then pick it under 'reference')"
+                )
+            method = self._reference_method(reference)
         ndim = layer.ndim
         level = 0
         if layer.multiscale:
@@ -725,6 +818,7 @@ class ColorizeWidget(Container):
             add_lab=bool(self.add_lab.value) and not live,
             outputs=outputs,
             hints=self._hints_for(layer, selection, plane_only=plane is not None),
+            method=method,
             # the plane's index in the colorized level (a pyramid may thin the stack too)
             plane=None
             if plane is None
