@@ -84,6 +84,33 @@ def colorize_screenshot(model: str) -> Path:
     return path
 
 
+def reference_screenshot() -> Path:
+    """Colour from a reference layer: the left half of a stained section colours its right half."""
+    from skimage import data
+
+    from napari_colorize.color import lab_to_rgb, rgb_to_lab
+
+    rgb = data.immunohistochemistry()
+    half = rgb.shape[1] // 2
+    lab = rgb_to_lab(rgb[:, half:])
+    lab[..., 1:] = 0
+    gray = (lab_to_rgb(lab)[..., 0] * 255).round().astype(np.uint8)
+    viewer = _viewer()
+    viewer.add_image(rgb[:, :half], name="reference (left half)", rgb=True)
+    target = viewer.add_image(gray, name="section", translate=(0, half + 20))
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
+    widget.refresh_choices(block=True)
+    widget.image.value = target
+    widget.model.value = "reference"
+    widget.reference.value = viewer.layers["reference (left half)"]
+    _wait(widget.run(start=False))
+    viewer.layers["section"].visible = False
+    viewer.reset_view()
+    path = _save(viewer, "colorize_reference.png")
+    viewer.close()
+    return path
+
+
 def hints_screenshot(model: str = "beta-punks-hints") -> Path:
     """Colour hints: a punk without and with two hint points (green hair, red lenses)."""
     from napari_colorize.demo import load_demo_sample
@@ -171,7 +198,9 @@ def demo_screenshot(model: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="beta-punks", help="model for the Colorize shot")
-    parser.add_argument("--only", choices=["colorize", "lab", "demo", "hints"], default=None)
+    parser.add_argument(
+        "--only", choices=["colorize", "lab", "demo", "hints", "reference"], default=None
+    )
     args = parser.parse_args()
     if args.only in (None, "lab"):
         lab_screenshot()
@@ -181,6 +210,8 @@ def main() -> None:
         demo_screenshot(args.model)
     if args.only in (None, "hints"):
         hints_screenshot()
+    if args.only in (None, "reference"):
+        reference_screenshot()
 
 
 if __name__ == "__main__":

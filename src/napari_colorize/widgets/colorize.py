@@ -65,8 +65,8 @@ DEFAULT_MODEL = "beta-punks"
 BROWSE = "Browse checkpoint..."
 #: The training-free methods, first in the model menu: (label, name).
 METHODS = [
-    ("reference: colours of a colour layer", "reference"),
-    ("propagate: spread hint colours", "propagate"),
+    ("reference (colour layer)", "reference"),
+    ("propagate (hints)", "propagate"),
 ]
 ALL_PLANES = "all planes"
 CURRENT_PLANE = "current plane (preview)"
