@@ -21,15 +21,19 @@ import numpy as np
 __all__ = ["box_mean", "domain_transform", "guided_filter"]
 
 
-def box_mean(x, radius: int):
-    """Mean over ``(2r + 1)²`` boxes of a torch tensor ``(N, C, H, W)``, reflected at the edges."""
-    import torch.nn.functional as F
+def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over ``(2r + 1)²`` boxes along the first two axes of ``x`` (H, W, ...), reflected.
 
-    r = int(min(radius, x.shape[-2] - 1, x.shape[-1] - 1))
-    if r < 1:
+    Separable running sums (``scipy.ndimage.uniform_filter1d``): the cost does
+    not depend on the radius.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    size = 2 * int(radius) + 1
+    if radius < 1:
         return x
-    padded = F.pad(x, (r, r, r, r), mode="reflect")
-    return F.avg_pool2d(padded, 2 * r + 1, stride=1)
+    out = uniform_filter1d(x, size, axis=0, mode="reflect")
+    return uniform_filter1d(out, size, axis=1, mode="reflect", output=out)
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3):
@@ -52,20 +56,41 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: floa
     numpy.ndarray
         float32 (H, W, C).
     """
-    import torch
+    full = np.asarray(guide, dtype=np.float32)[..., None]
+    p = np.asarray(src, dtype=np.float32)
+    # the fast guided filter (He and Sun 2015): the linear coefficients vary slowly,
+    # so they are fitted on a grid ``factor`` times coarser and interpolated back
+    factor = max(1, min(radius // 2, min(full.shape[:2]) // 16))
+    g = _resize(full, factor) if factor > 1 else full
+    if factor > 1:
+        p = _resize(p, factor)
+    r = max(1, radius // factor)
+    mean_g = box_mean(g, r)
+    mean_p = box_mean(p, r)
+    cov = box_mean(g * p, r) - mean_g * mean_p
+    var = box_mean(g * g, r) - mean_g * mean_g
+    a = cov / (var + np.float32(eps))
+    b = mean_p - a * mean_g
+    mean_a, mean_b = box_mean(a, r), box_mean(b, r)
+    if factor > 1:
+        mean_a = _resize(mean_a, full.shape[:2])
+        mean_b = _resize(mean_b, full.shape[:2])
+    return mean_a * full + mean_b
 
+
+def _resize(x: np.ndarray, factor_or_shape) -> np.ndarray:
+    """(H, W, C) shrunk by an integer factor (area) or enlarged to a shape (bilinear)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
     with torch.inference_mode():
-        g = torch.from_numpy(np.ascontiguousarray(guide, dtype=np.float32))[None, None]
-        p = torch.from_numpy(np.ascontiguousarray(np.moveaxis(src, -1, 0), dtype=np.float32))
-        p = p[None]
-        mean_g = box_mean(g, radius)
-        mean_p = box_mean(p, radius)
-        cov = box_mean(g * p, radius) - mean_g * mean_p
-        var = box_mean(g * g, radius) - mean_g * mean_g
-        a = cov / (var + eps)
-        b = mean_p - a * mean_g
-        q = box_mean(a, radius) * g + box_mean(b, radius)
-        return np.ascontiguousarray(q[0].permute(1, 2, 0).numpy())
+        if isinstance(factor_or_shape, int):
+            h, w = x.shape[0] // factor_or_shape, x.shape[1] // factor_or_shape
+            t = F.interpolate(t, size=(max(1, h), max(1, w)), mode="area")
+        else:
+            t = F.interpolate(t, size=tuple(factor_or_shape), mode="bilinear", align_corners=False)
+        return np.ascontiguousarray(t[0].permute(1, 2, 0).numpy())
 
 
 def _recursive_pass(data: np.ndarray, weight: np.ndarray) -> None:
@@ -75,10 +100,16 @@ def _recursive_pass(data: np.ndarray, weight: np.ndarray) -> None:
     and ``x``. Each step works on one contiguous slice.
     """
     n = data.shape[0]
+    step = np.empty_like(data[0])
+    subtract, multiply, add = np.subtract, np.multiply, np.add
     for x in range(1, n):
-        data[x] += weight[x] * (data[x - 1] - data[x])
+        subtract(data[x - 1], data[x], out=step)
+        multiply(step, weight[x], out=step)
+        add(data[x], step, out=data[x])
     for x in range(n - 2, -1, -1):
-        data[x] += weight[x + 1] * (data[x + 1] - data[x])
+        subtract(data[x + 1], data[x], out=step)
+        multiply(step, weight[x + 1], out=step)
+        add(data[x], step, out=data[x])
 
 
 def domain_transform(
