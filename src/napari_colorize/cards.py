@@ -467,19 +467,29 @@ def domain_warnings(
     return reasons
 
 
-# the built-in training-free methods (napari_colorize.guided)
-register_method_card(
+# the built-in training-free methods (napari_colorize.guided); figures: benchmarks.any_image
+def _guided_card(name: str, **kwargs) -> None:
+    card = register_method_card(name, **kwargs)
+    card["working_size"] = "1024 px (colours; the lightness stays at full resolution)"
+    card["summary"] = card_summary(card)
+
+
+_guided_card(
     "reference",
     purpose="any image, given a colour image of the same kind of scene or tissue",
     needs="a colour reference image",
     description="Learns in seconds how the reference's colours follow its lightness "
     "textures and gives them to the gray image; falls back towards gray where the "
-    "reference does not cover the image. Works at up to 1024 px, full-resolution lightness.",
+    "reference does not cover the image.",
+    figures={"ciede2000": 4.04, "ciede2000_lookup_table": 4.82, "ciede2000_gray": 14.17},
+    figures_on="right halves of 6 scikit-image photos and samples, the left half as reference",
 )
-register_method_card(
+_guided_card(
     "propagate",
     purpose="any image, given a few colour hints",
-    needs="colour hints (points or a hints CSV)",
+    needs="colour hints (points, strokes, labels or a hints CSV)",
     description="Spreads each hint's colour along lightness edges (edge-aware normalized "
     "convolution); gray without hints. Hints also correct any model's colours locally.",
+    figures={"ciede2000_20_hints": 5.93, "ciede2000_100_hints": 4.27, "ciede2000_gray": 15.35},
+    figures_on="4 scikit-image photos, one-pixel true-colour hints at random places",
 )
