@@ -25,10 +25,13 @@ def colorize(array, model=None, **options):
         :func:`napari_colorize.choice.default_method`).
     **options
         ``reference`` (colour image(s) to learn colours from, in seconds),
-        ``hints`` (hint maps or a :class:`napari_colorize.hints.PointHints`;
-        with a network that does not take hints they correct its colours
-        locally), and the options of :class:`napari_colorize.inference.Colorizer`
-        (``device``, ``tile``, ``overlap``, ``chroma_size``, ``batch_size``).
+        ``hints`` (hint maps, or points, shapes or labels as
+        :class:`napari_colorize.hints.PointHints`,
+        :class:`napari_colorize.scribbles.ShapeHints` or
+        :class:`napari_colorize.scribbles.LabelHints`; with a network that
+        does not take hints they correct its colours locally), and the
+        options of :class:`napari_colorize.inference.Colorizer` (``device``,
+        ``tile``, ``overlap``, ``chroma_size``, ``batch_size``).
 
     Returns
     -------

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from .color import AB_SCALE, rgb_to_lab
 __all__ = [
     "DEFAULT_HINT_P",
     "HINT_CHANNELS",
+    "HintSource",
     "HintStack",
     "PointHints",
     "data_to_world_matrix",
@@ -297,17 +298,36 @@ def _paint(out: np.ndarray, disc: _Disc) -> None:
     region[inside, 2] = 1.0
 
 
+@runtime_checkable
+class HintSource(Protocol):
+    """What :class:`~napari_colorize.inference.Colorizer` takes as ``hints=`` besides arrays.
+
+    Any object with ``leading_shape`` (the image's stack axes), ``plane(index)``
+    (one plane's ``(H, W, 3)`` hint map) and ``stack()`` (every plane, made
+    on demand): :class:`PointHints`, :class:`~napari_colorize.scribbles.ShapeHints`,
+    :class:`~napari_colorize.scribbles.LabelHints`.
+    """
+
+    leading_shape: tuple[int, ...]
+
+    def plane(self, index: Sequence[int] = (), out: np.ndarray | None = None) -> np.ndarray: ...
+
+    def stack(self) -> HintStack: ...
+
+
 class HintStack:
     """The hint maps of every plane of a stack, made on demand (``leading + (H, W, 3)``).
 
     Indexing with a tuple of leading indices gives that plane's ``(H, W, 3)``
     map, which is what :class:`~napari_colorize.inference.Colorizer` asks for,
-    so a large stack never holds its hints in memory.
+    so a large stack never holds its hints in memory. ``hints`` is a
+    :class:`HintSource` that also has ``spatial_shape`` and ``planes`` (the
+    planes holding hints).
     """
 
     dtype = np.dtype(np.float32)
 
-    def __init__(self, hints: PointHints):
+    def __init__(self, hints: HintSource):
         self.hints = hints
         self.shape = (*hints.leading_shape, *hints.spatial_shape, HINT_CHANNELS)
         self.ndim = len(self.shape)

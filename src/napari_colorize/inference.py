@@ -497,10 +497,10 @@ class _Lightness:
 
 
 def _hint_maps(value):
-    """Hint maps from what users pass: arrays, or :class:`~.hints.PointHints` (made lazily)."""
-    from .hints import PointHints
+    """Hint maps from what users pass: arrays, or a :class:`~.hints.HintSource` (made lazily)."""
+    from .hints import HintSource
 
-    if isinstance(value, PointHints):
+    if isinstance(value, HintSource):
         return value.stack() if value.leading_shape else value.plane(())
     return value
 
@@ -603,7 +603,9 @@ class Colorizer:
         :mod:`napari_colorize.models.zhang`): channel-last ``(H, W, 3)`` = ab hint
         as ``ab_to_net(ab)`` in channels 0-1 and the hint mask in channel 2, at
         the input's resolution, the same for every plane, or
-        ``leading_shape + (H, W, 3)``, one per plane. They are passed as
+        ``leading_shape + (H, W, 3)``, one per plane, or a
+        :class:`~napari_colorize.hints.HintSource` (points, shapes, labels
+        placed on the image's grid) that makes them plane by plane. They are passed as
         ``model(l, hints=tensor (N, 3, h, w))``, shrunk to the working size so
         that a hint stays a full-strength hint (mask: any hint in the cell; ab:
         the mask-weighted mean) and tiled like L. A mapping passes other
@@ -1188,7 +1190,7 @@ def colorize(
     **options
         :class:`Colorizer` options: ``device``, ``tile``, ``overlap``,
         ``chroma_size``, ``batch_size``, ``hints`` (hint maps or a
-        :class:`~napari_colorize.hints.PointHints`), ...
+        :class:`~napari_colorize.hints.HintSource`: points, shapes, labels), ...
 
     Returns
     -------

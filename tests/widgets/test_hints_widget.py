@@ -58,7 +58,7 @@ def test_the_selector_says_what_hints_do_for_each_model(colorize_widget, hint_ch
     widget.model.value = "propagate"
     assert "spread along lightness" in widget.hints_info.value
     assert widget.live.value  # live mode is on by default
-    assert [name for name, _layer in widget._points_choices()] == ["hints"]
+    assert [name for name, _layer in widget._hint_choices()] == ["hints"]
 
 
 def test_points_become_hints_on_the_image_pixels_with_both_layers_geometry(hint_widget):

@@ -11,13 +11,15 @@ Each model's card (:func:`napari_colorize.registry.model_card`: what it is for,
 its size) is shown as a short line under the model list and as the tooltip of
 each entry; "Browse checkpoint..." is the last entry.
 
-Colour hints: with a hint-aware model (``extra["hints"]`` in its checkpoint:
-``beta-punks-hints``, ``siggraph17``...) a Points layer can be chosen as
-hints; each point's face colour is the hint, its size the diameter of the
-disc it covers (:mod:`napari_colorize.hints`). In live mode every point edit
-(add, move, recolour, resize) re-colorizes the current plane after a short
-debounce, in its own worker: a newer edit asks the running one to stop and a
-generation counter lets only the latest run touch the output layer.
+Colour hints, for every method: a Points layer (each point's face colour
+over a disc of its size, :mod:`napari_colorize.hints`), a Shapes layer
+(strokes in their edge colour and width, filled shapes in their face colour)
+or a Labels layer (each label's colour; :mod:`napari_colorize.scribbles`),
+read by :mod:`._hint_layers`. In live mode every edit of the hints (a point
+added or moved, a stroke drawn, labels painted, a colour changed)
+re-colorizes the current plane after a short debounce, in its own worker: a
+newer edit asks the running one to stop and a generation counter lets only
+the latest run touch the output layer.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
-from napari.layers import Image, Points
+from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -43,6 +45,7 @@ from ..layers import (
     select_source,
     split_lab,
 )
+from ._hint_layers import HINT_LAYER_TYPES, hint_digest, hint_events, layer_hints
 from ._viewer import (
     add_or_replace_image,
     compact_combos,
@@ -79,10 +82,8 @@ WORKING_SIZES = [
 #: Registered architectures that are not colorizers (classifiers used by them).
 _NOT_COLORIZERS = ("inception",)
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
-#: Live mode waits this long after the last point edit before re-colorizing.
+#: Live mode waits this long after the last hint edit before re-colorizing.
 LIVE_DEBOUNCE_MS = 100
-#: Events of a Points layer that change its hints.
-_POINT_EVENTS = ("data", "face_color", "current_face_color", "size", "current_size")
 
 
 @dataclass
@@ -214,49 +215,6 @@ def _card_tooltip(card: dict) -> str:
     return "\n".join([name, *card_lines(card)] if name else card_lines(card))
 
 
-def _data_to_world(layer) -> np.ndarray:
-    """A layer's full data-to-world transform (scale, translate, rotate, shear, affine)."""
-    from napari.utils.transforms import CompositeAffine
-
-    composite = CompositeAffine(
-        scale=layer.scale, translate=layer.translate, rotate=layer.rotate,
-        shear=layer.shear, ndim=layer.ndim,
-    )  # fmt: skip
-    return np.asarray(layer.affine.affine_matrix, dtype=float) @ composite.affine_matrix
-
-
-def _selection_to_world(layer, selection) -> np.ndarray:
-    """Data-to-world transform of a selection (a pyramid level, a plane) of ``layer``."""
-    n = layer.ndim
-    to_level0 = np.eye(n + 1)
-    to_level0[:n, :n] = np.diag(selection.factors)
-    to_level0[:n, n] = selection.offset
-    return _data_to_world(layer) @ to_level0
-
-
-def _point_hints(points: Points, image: Image, selection, world_point):
-    """:class:`~napari_colorize.hints.PointHints` of ``points`` on the selected array."""
-    from ..hints import PointHints
-
-    data = np.asarray(points.data, dtype=float)
-    n_pts = points.ndim
-    matrix = _data_to_world(points)
-    world = data @ matrix[:n_pts, :n_pts].T + matrix[:n_pts, n_pts] if len(data) else data
-    missing = image.ndim - n_pts
-    if missing > 0:  # 2D points over a stack: on the plane shown now
-        leading = np.asarray(world_point[len(world_point) - image.ndim :][:missing], dtype=float)
-        world = np.hstack(
-            [np.broadcast_to(leading, (len(world), missing)), world.reshape(-1, n_pts)]
-        )
-    # napari draws sizes in the points layer's own units: to world units
-    spatial = matrix[n_pts - 2 : n_pts, n_pts - 2 : n_pts]
-    sizes = np.asarray(points.size, dtype=float) * np.sqrt(abs(np.linalg.det(spatial)))
-    return PointHints(
-        world, np.asarray(points.face_color), sizes, selection.array.shape[: image.ndim],
-        matrix=_selection_to_world(image, selection),
-    )  # fmt: skip
-
-
 class ColorizeWidget(Container):
     """Colorize an Image layer with a model of the registry or a checkpoint file.
 
@@ -283,7 +241,8 @@ class ColorizeWidget(Container):
         self._probe_worker = None
         self._job: _Job | None = None
         self._progress = None
-        self._points: Points | None = None  # the hints layer whose events are connected
+        self._hint_layer = None  # the hints layer whose events are connected
+        self._hint_edits = 0  # edits of the hints, for layers without a cheap digest (Labels)
         self._takes_hints = False
         self._auto_model = True  # the model follows the image until the user picks one
         self._setting_model = False
@@ -328,15 +287,17 @@ class ColorizeWidget(Container):
         )
         self.add_lab = CheckBox(text="add L, a, b layers", value=False)
         self.hints = ComboBox(
-            name="hints", label="hints", choices=self._points_choices, nullable=True,
+            name="hints", label="hints", choices=self._hint_choices, nullable=True,
             value=None,
-            tooltip="A Points layer whose points are colour hints: each point's face colour "
-            "at its position, its size the diameter of the hinted disc. Only for models "
-            "that take hints (beta-punks-hints, siggraph17, ...).",
+            tooltip="Colour hints: a Points layer (each point's face colour over a disc of "
+            "its size), a Shapes layer (paths and lines in their edge colour and width, "
+            "filled shapes in their face colour) or a Labels layer (each label's colour). "
+            "'propagate' spreads them along lightness edges; other models read them or "
+            "are corrected by them.",
         )  # fmt: skip
         self.live = CheckBox(
-            text="live: re-colorize the plane on point edits", value=True,
-            tooltip="Re-colorize the current plane whenever a hint point is added, moved "
+            text="live: re-colorize the plane on hint edits", value=True,
+            tooltip="Re-colorize the current plane whenever a hint is added, moved, painted "
             "or recoloured.",
         )  # fmt: skip
         self.hints_info = Label(value="")
@@ -415,8 +376,12 @@ class ColorizeWidget(Container):
             if isinstance(layer, Image) and layer.rgb and layer is not image
         ]
 
-    def _points_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Points)]
+    def _hint_choices(self, _widget=None):
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, HINT_LAYER_TYPES)
+        ]
 
     def _model_choices(self, _widget=None):
         from pathlib import Path
@@ -574,7 +539,7 @@ class ColorizeWidget(Container):
 
     def _on_reference_changed(self, _value=None) -> None:
         self._update_reference_support()
-        self._on_points_edited()  # live mode re-colorizes with the new reference
+        self._on_hints_edited()  # live mode re-colorizes with the new reference
 
     def _reference_method(self, layer):
         """The reference method fitted to ``layer``'s colours, kept while its data is the same."""
@@ -605,8 +570,8 @@ class ColorizeWidget(Container):
             self.hints_info.value = "choose a model to use colour hints"
         elif self.hints.value is None:
             self.hints_info.value = (
-                "add a Points layer and pick it as hints: each point's colour steers "
-                "the colours around it"
+                "add a Points, Shapes or Labels layer and pick it as hints: its colours "
+                "(points, strokes, filled shapes, labels) steer the colours around them"
                 + (" (propagate needs them)" if model == "propagate" else "")
             )
         elif model == "propagate":
@@ -618,36 +583,37 @@ class ColorizeWidget(Container):
 
     def _on_hints_layer_changed(self, layer=None) -> None:
         layer = self.hints.value
-        if layer is self._points:
+        if layer is self._hint_layer:
             return
-        self._disconnect_points()
+        self._disconnect_hints()
         if layer is not None:
-            for name in _POINT_EVENTS:
+            for name in hint_events(layer):
                 emitter = getattr(layer.events, name, None)
                 if emitter is not None:
-                    emitter.connect(self._on_points_edited)
-        self._points = layer
+                    emitter.connect(self._on_hints_edited)
+        self._hint_layer = layer
         self._update_hint_support()
-        self._on_points_edited()
+        self._on_hints_edited()
 
-    def _disconnect_points(self) -> None:
-        if self._points is None:
+    def _disconnect_hints(self) -> None:
+        if self._hint_layer is None:
             return
-        for name in _POINT_EVENTS:
-            emitter = getattr(self._points.events, name, None)
+        for name in hint_events(self._hint_layer):
+            emitter = getattr(self._hint_layer.events, name, None)
             if emitter is not None:
                 with contextlib.suppress(TypeError, ValueError, RuntimeError):
-                    emitter.disconnect(self._on_points_edited)
-        self._points = None
+                    emitter.disconnect(self._on_hints_edited)
+        self._hint_layer = None
 
     def _on_live_toggled(self, _value=None) -> None:
         if self.live.value:
-            self._on_points_edited()
+            self._on_hints_edited()
         else:
             self._live_timer.stop()
 
-    def _on_points_edited(self, _event=None) -> None:
-        """A hint point changed: re-colorize after a pause in the edits (live mode)."""
+    def _on_hints_edited(self, _event=None) -> None:
+        """The hints changed: re-colorize after a pause in the edits (live mode)."""
+        self._hint_edits += 1
         if self._live_wanted():
             self._live_timer.start()  # restarts: the run waits for the edits to pause
 
@@ -661,18 +627,18 @@ class ColorizeWidget(Container):
 
     def _hints_for(self, image, selection, plane_only: bool):
         """The job's hints: a callable making the hint map(s) in the worker, or None."""
-        points = self.hints.value
-        if points is None or not self._takes_hints:
+        layer = self.hints.value
+        if layer is None or not self._takes_hints:
             return None
-        ph = _point_hints(points, image, selection, self._viewer.dims.point)
-        if plane_only or not ph.leading_shape:
-            return functools.partial(ph.plane, (0,) * len(ph.leading_shape))
-        return ph.stack
+        source = layer_hints(layer, image, selection, self._viewer.dims.point)
+        if plane_only or not source.leading_shape:
+            return functools.partial(source.plane, (0,) * len(source.leading_shape))
+        return source.stack
 
     def _live_signature_of(self, job: _Job):
-        points = self.hints.value
-        parts = [np.asarray(points.data), np.asarray(points.face_color), np.asarray(points.size)]
-        digest = tuple(hash(np.ascontiguousarray(p).tobytes()) for p in parts)
+        digest = hint_digest(self.hints.value)
+        if digest is None:  # no cheap fingerprint (Labels): every edit counts
+            digest = ("edits", self._hint_edits)
         method = id(job.method) if job.method is not None else None
         return (job.source, job.model, method, job.device, str(job.chroma_size), job.plane, digest)
 
@@ -744,7 +710,7 @@ class ColorizeWidget(Container):
     def _abandon_live(self) -> None:
         with contextlib.suppress(RuntimeError):  # the timer's C++ side may be gone already
             self._live_timer.stop()
-        self._disconnect_points()
+        self._disconnect_hints()
         self._live_generation += 1  # whatever still returns is stale
         if self._live_job is not None:
             self._live_job.request_stop()
