@@ -46,6 +46,8 @@ def test_the_model_follows_the_image_until_the_user_picks_one(fresh_widget):
     assert widget.model.value == "beta-punks"  # punks-sized
     widget.image.value = viewer.add_image(np.zeros((300, 400), np.uint8), name="photo")
     assert widget.model.value == "eccv16"  # offered for download, never the punks model
+    assert "reference" in widget.status.value
+    assert "propagate" in widget.status.value
     assert not widget.reference.enabled
     reference, _ = _scene()
     viewer.add_image(reference, name="colour", rgb=True)

@@ -528,6 +528,13 @@ class ColorizeWidget(Container):
                 self.reference.value = references[0][1]
         finally:
             self._setting_model = False
+        from ..registry import needs_download
+
+        if needs_download(name):
+            self.status.value = (
+                f"{name} is downloaded when you press Colorize. Offline: open a colour image "
+                "of the same kind as the reference, or add hint points and choose propagate"
+            )
 
     def _update_reference_support(self) -> None:
         wanted = self.model.value == "reference"
