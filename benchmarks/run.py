@@ -13,6 +13,7 @@ import sys
 #: Suite name -> module with ``add_arguments(parser)`` (optional) and ``main(args) -> int``.
 SUITES = {
     "speed": "benchmarks.speed",
+    "any-image": "benchmarks.any_image",
 }
 
 
