@@ -467,7 +467,8 @@ def domain_warnings(
     return reasons
 
 
-# the built-in training-free methods (napari_colorize.guided); figures: benchmarks.any_image
+# the built-in training-free methods (napari_colorize.guided); figures measured by
+# `python -m benchmarks.run --suite any-image` (docs/benchmarks.md, "Colour on any image")
 def _guided_card(name: str, **kwargs) -> None:
     card = register_method_card(name, **kwargs)
     card["working_size"] = "1024 px (colours; the lightness stays at full resolution)"
@@ -481,7 +482,7 @@ _guided_card(
     description="Learns in seconds how the reference's colours follow its lightness "
     "textures and gives them to the gray image; falls back towards gray where the "
     "reference does not cover the image.",
-    figures={"ciede2000": 4.04, "ciede2000_lookup_table": 4.82, "ciede2000_gray": 14.17},
+    figures={"ciede2000": 3.96, "ciede2000_lookup_table": 4.86, "ciede2000_gray": 14.19},
     figures_on="right halves of 6 scikit-image photos and samples, the left half as reference",
 )
 _guided_card(
@@ -490,6 +491,6 @@ _guided_card(
     needs="colour hints (points, strokes, labels or a hints CSV)",
     description="Spreads each hint's colour along lightness edges (edge-aware normalized "
     "convolution); gray without hints. Hints also correct any model's colours locally.",
-    figures={"ciede2000_20_hints": 5.93, "ciede2000_100_hints": 4.27, "ciede2000_gray": 15.35},
+    figures={"ciede2000_20_hints": 5.53, "ciede2000_100_hints": 4.04, "ciede2000_gray": 15.35},
     figures_on="4 scikit-image photos, one-pixel true-colour hints at random places",
 )
