@@ -48,7 +48,11 @@ def score(module, rgb_true: np.ndarray) -> float:
 
 
 def train(left, right, *, table: bool, steps: int, seed: int):
-    """Train beta on ``left``, validating on ``right``; ``(model, result, seconds)``."""
+    """Train beta on ``left``, validating on ``right``; ``(model, result, seconds)``.
+
+    ``right`` must not be the image scored afterwards: the trainer's choices
+    (the residual's scale) are made on it.
+    """
     from napari_colorize.data.layers import LayerSource, Region, RegionDataset, layer_datasets
     from napari_colorize.training import TrainConfig, Trainer
 
@@ -84,9 +88,12 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     left, right = halves(args.image)
+    cut = round(left.shape[0] * 0.8)  # validate on the left half's bottom fifth, score the right
     rows = [{"method": "gray", "ciede2000": score(None, right)}]
     for table in (True, False):
-        model, result, seconds = train(left, right, table=table, steps=args.steps, seed=args.seed)
+        model, result, seconds = train(
+            left[:cut], left[cut:], table=table, steps=args.steps, seed=args.seed
+        )
         if table:  # the table alone: the model's own start
             lookup = LightnessTable().set_table(model.lightness_table.table.cpu().numpy())
             rows.append({"method": "lookup table", "ciede2000": score(lookup, right)})
