@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_colorize import images, inference
+from napari_colorize import images, inference, reading, tiling
 from napari_colorize.color import rgb_to_lab
 from napari_colorize.inference import ColorizeProgress, Colorizer
 
@@ -145,7 +145,7 @@ def test_tiled_prediction_matches_untiled(net):
 def test_tile_weights_are_a_partition_of_unity():
     for n, tile, overlap in [(100, 32, 8), (33, 32, 16), (500, 64, 32), (257, 128, 60)]:
         total = np.zeros(n)
-        for start, weight in inference._axis_weights(n, tile, overlap):
+        for start, weight in tiling.axis_weights(n, tile, overlap):
             assert len(weight) == tile
             total[start : start + tile] += weight
         np.testing.assert_allclose(total, 1.0, atol=1e-6)
@@ -455,7 +455,7 @@ def test_gpu_style_composition_gives_the_same_colours():
     reference = _colorizer(TinyNet(gain=20.0), chroma_size=20).colorize(gray)
     colorizer = _colorizer(TinyNet(gain=20.0), chroma_size=20)
     colorizer._composer.whole_strips = True
-    colorizer._composer.workers = inference._INLINE
+    colorizer._composer.workers = reading.INLINE
     np.testing.assert_array_equal(colorizer.colorize(gray), reference)
 
 

@@ -27,20 +27,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import math
 import os
-import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import images
-from .color import _F_INV_SWITCH, _KAPPA, _XYZ_FROM_RGB, AB_SCALE, WHITE_D65, l_to_net, net_to_l
+from .color import AB_SCALE, l_to_net, net_to_l
+from .composing import Composer
 from .guided import HintPropagator, ReferenceColorizer
+from .reading import INLINE, Lightness, Prefetch, Workers
+from .tiling import Tiling
 
 __all__ = [
     "DEFAULT_CHROMA_SIZE",
@@ -58,20 +58,13 @@ GUIDED_CHROMA_SIZE = 1024
 GUIDED_METHODS = ("propagate", "reference")
 #: Row strips of about this many pixels bound the memory of the Lab -> RGB step.
 _STRIP_PIXELS = 1 << 20
-#: Blocks of about this many pixels are what one worker thread converts at a time.
-_BLOCK_PIXELS = 1 << 15
-#: Row strips of about this many pixels are converted to L at a time.
-_LIGHTNESS_PIXELS = 1 << 18
 #: A group of planes read together holds at most about this many pixels of L.
 _GROUP_PIXELS = 1 << 24
 #: Smallest tile the out-of-memory fallback goes down to.
 _MIN_TILE = 32
-#: Resolution of the linear-light -> sRGB uint8 lookup table.
-_LUT_SIZE = 1 << 16
 #: How many loaded models :func:`colorize` keeps.
 _MODEL_CACHE_SIZE = 4
 
-_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
 _OUTPUTS = ("rgb", "lab", "ab")
 
 
@@ -101,213 +94,6 @@ class ColorizeProgress:
     def fraction(self) -> float:
         """``done / total`` in [0, 1]."""
         return min(1.0, self.done / self.total) if self.total else 1.0
-
-
-# ------------------------------------------------------------------ tiling
-
-
-def _tile_starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Evenly spaced starts of ``tile``-long tiles covering ``n``, overlapping >= ``overlap``."""
-    if n <= tile:
-        return [0]
-    k = math.ceil((n - overlap) / (tile - overlap))
-    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
-
-
-def _axis_weights(n: int, tile: int, overlap: int) -> list[tuple[int, np.ndarray]]:
-    """``(start, weight)`` per tile along one axis; the weights sum to 1 at every position.
-
-    Neighbours cross-fade with a raised cosine over the middle of their overlap;
-    the outer quarter of the overlap on each side gets weight 0, so pixels whose
-    receptive field reaches past the tile edge are never used.
-    """
-    starts = _tile_starts(n, tile, overlap)
-    size = min(n, tile)
-    weights = [np.ones(size, dtype=np.float32) for _ in starts]
-    fade = max(1, overlap - 2 * (overlap // 4))
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade, dtype=np.float64) + 0.5) / fade)
-    for i in range(len(starts) - 1):
-        a, b = starts[i + 1], starts[i] + size  # the overlap of tiles i and i+1
-        lo = (a + b) // 2 - fade // 2
-        left, right = weights[i], weights[i + 1]
-        # tile i fades out over [lo, lo + fade), tile i + 1 fades in
-        left[lo - starts[i] : lo - starts[i] + fade] *= (1.0 - ramp).astype(np.float32)
-        left[lo - starts[i] + fade :] = 0.0
-        right[: lo - a] = 0.0
-        right[lo - a : lo - a + fade] *= ramp.astype(np.float32)
-    return list(zip(starts, weights))
-
-
-@dataclass
-class _Tiling:
-    """Tiles of one working-size plane, all of the same size so they batch."""
-
-    shape: tuple[int, int]
-    size: tuple[int, int]
-    tiles: list[tuple[int, int, Any]]  # (y0, x0, 2D weight tensor or None)
-
-    @classmethod
-    def build(cls, shape, tile, overlap, torch, device):
-        h, w = shape
-        if h <= tile and w <= tile:
-            return cls(shape, (h, w), [(0, 0, None)])
-        overlap = max(0, min(overlap, tile // 2))
-        rows = _axis_weights(h, tile, overlap)
-        cols = _axis_weights(w, tile, overlap)
-        tiles = []
-        for y0, wy in rows:
-            for x0, wx in cols:
-                weight = torch.from_numpy(np.outer(wy, wx)).to(device)
-                tiles.append((y0, x0, weight))
-        return cls(shape, (min(h, tile), min(w, tile)), tiles)
-
-
-# ---------------------------------------------------------- lab -> colours
-
-
-def _bilinear_taps(n_out: int, n_in: int, torch, device):
-    """Source rows and weights of a bilinear resize along one axis.
-
-    The same sampling as ``F.interpolate(mode="bilinear", align_corners=False)``,
-    so the vertical half of the upsampling can be done a few rows at a time.
-    """
-    # float64 on the CPU (MPS has none), then moved
-    pos = (torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
-    pos = pos.clamp_(min=0.0)
-    i0 = pos.floor().long().clamp_(max=n_in - 1)
-    i1 = (i0 + 1).clamp_(max=n_in - 1)
-    frac = (pos - i0).to(torch.float32)
-    return i0.to(device), i1.to(device), frac.to(device)
-
-
-def _single_threaded_torch():
-    import torch
-
-    # worker threads each run torch ops on small blocks; their own intra-op
-    # threads would only fight over the same cores
-    torch.set_num_threads(1)
-
-
-class _Composer:
-    """Full-resolution results from L and working-size ab, in blocks of rows.
-
-    On the CPU, blocks of about ``_BLOCK_PIXELS`` (cache-sized) are spread over
-    a pool of single-threaded workers: with many small elementwise steps this is
-    several times faster than torch's own threading over large tensors, and it
-    degrades gracefully when other processes share the cores.
-    """
-
-    def __init__(self, torch, device, workers: _Workers):
-        self.torch = torch
-        self.device = device
-        # on a GPU one strip is one block: the device parallelises it
-        self.whole_strips = device.type != "cpu"
-        self.workers = _INLINE if self.whole_strips else workers
-        self.rgb_from_xyz = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
-        lin = np.linspace(0.0, 1.0, _LUT_SIZE + 1)
-        srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
-        self.lut = torch.from_numpy(np.round(srgb * 255.0).astype(np.uint8)).to(device)
-        self._taps = None
-
-    def widen(self, ab, width: int):
-        """Horizontal half of the bilinear upsampling: (2, h, w) -> (2, h, width)."""
-        import torch.nn.functional as F
-
-        if ab.shape[-1] == width:
-            return ab
-        size = (ab.shape[-2], width)
-        return F.interpolate(ab[None], size=size, mode="bilinear", align_corners=False)[0]
-
-    def _rows_taps(self, height: int, h: int):
-        if self._taps is None or self._taps[0] != (height, h):
-            self._taps = ((height, h), _bilinear_taps(height, h, self.torch, self.device))
-        return self._taps[1]
-
-    def rows(self, abw, r0: int, r1: int, height: int):
-        """Vertical half of the upsampling: rows ``r0:r1`` of ``height``, (2, r1 - r0, W)."""
-        h = abw.shape[1]
-        if h == height:
-            return abw[:, r0:r1]
-        i0, i1, frac = self._rows_taps(height, h)
-        top = abw.index_select(1, i0[r0:r1])
-        return top.lerp_(abw.index_select(1, i1[r0:r1]), frac[r0:r1, None])
-
-    def fill(self, lightness: np.ndarray, abw, r0: int, r1: int, target: np.ndarray, output):
-        """Write rows ``r0:r1`` of the result into ``target`` (a numpy array of those rows)."""
-        torch = self.torch
-        height, width = lightness.shape
-        gpu = self.whole_strips
-        step = (r1 - r0) if gpu else max(1, _BLOCK_PIXELS // width)
-        self._rows_taps(height, abw.shape[1])  # once, before the workers share them
-
-        def block(b0):
-            b1 = min(r1, b0 + step)
-            with torch.inference_mode():
-                ab = self.rows(abw, b0, b1, height)
-                light = torch.from_numpy(lightness[b0:b1])
-                if gpu:
-                    light = light.to(self.device, non_blocking=True)
-                channels = target.shape[-1]
-                dtype = torch.uint8 if output == "rgb" else torch.float32
-                if gpu:
-                    result = torch.empty(
-                        (b1 - b0, width, channels), dtype=dtype, device=self.device
-                    )
-                else:
-                    result = torch.from_numpy(target[b0 - r0 : b1 - r0])
-                if output == "rgb":
-                    self.rgb(light, ab, result)
-                elif output == "ab":
-                    result.copy_(ab.permute(1, 2, 0))
-                else:
-                    result[..., 0].copy_(light)
-                    result[..., 1:].copy_(ab.permute(1, 2, 0))
-                if gpu:
-                    target[b0 - r0 : b1 - r0] = result.cpu().numpy()
-
-        self.workers.map(block, range(r0, r1, step))
-
-    def rgb(self, lightness, ab, out) -> None:
-        """sRGB uint8 of L (rows, W) and ab (2, rows, W) into ``out`` (rows, W, 3), keeping L.
-
-        Lab outside the sRGB gamut is moved towards the gray of the same
-        luminance Y in linear RGB (Y is a fixed positive mix of linear R, G, B
-        summing to 1, so the move keeps Y and hence L), just far enough to fit.
-        """
-        torch = self.torch
-        fy = lightness.add(16.0).mul_(1.0 / 116.0)
-        x = _f_inverse(torch.add(fy, ab[0], alpha=1.0 / 500.0)).mul_(WHITE_D65[0])
-        z = _f_inverse(torch.add(fy, ab[1], alpha=-1.0 / 200.0)).mul_(WHITE_D65[2])
-        lum = _f_inverse(fy).clamp_(0.0, 1.0)
-        lin = []
-        for m in self.rgb_from_xyz:
-            lin.append(torch.mul(x, m[0]).add_(lum, alpha=m[1]).add_(z, alpha=m[2]))
-        del x, z
-        hi = torch.maximum(torch.maximum(lin[0], lin[1]), lin[2])
-        lo = torch.minimum(torch.minimum(lin[0], lin[1]), lin[2])
-        # the common case, all in gamut, skips the move (a sync on a GPU, so only on the CPU)
-        if self.whole_strips or bool(hi.max() > 1.0) or bool(lo.min() < 0.0):
-            eps = 1e-12
-            # >= 1 where that side is in gamut, since lo <= lum <= hi
-            scale = torch.rsub(lum, 1.0).div_(hi.sub_(lum).clamp_(min=eps))
-            scale = torch.minimum(scale, lum.div(torch.rsub(lo, lum).clamp_(min=eps)))
-            scale = scale.clamp_(max=1.0)
-            for c in lin:
-                c.sub_(lum).mul_(scale).add_(lum)
-        for channel, c in enumerate(lin):
-            index = c.clamp_(0.0, 1.0).mul_(_LUT_SIZE).add_(0.5).to(torch.int32)
-            out[..., channel] = self.lut.index_select(0, index.view(-1)).view(index.shape)
-
-
-def _f_inverse(f):
-    """Inverse of Lab's f(), in place: f**3 above 6/29, linear below.
-
-    Written as ``max(f, s)**3 + (min(f, s) - s) / kappa`` (s = 6/29), which is
-    the same function (the two parts meet at s) with fewer passes over memory.
-    """
-    cube = f.clamp(min=_F_INV_SWITCH).pow_(3)
-    lower = f.clamp_(max=_F_INV_SWITCH)
-    return cube.add_(lower, alpha=1.0 / _KAPPA).sub_(_F_INV_SWITCH / _KAPPA)
 
 
 # ------------------------------------------------------------------ models
@@ -348,149 +134,6 @@ def clear_model_cache() -> None:
     """Forget the models :func:`colorize` and named :class:`Colorizer` models keep loaded."""
     with _models_lock:
         _models.clear()
-
-
-# ----------------------------------------------------------------- reading
-
-
-class _Prefetch:
-    """Run an iterator in a background thread, at most ``depth`` items ahead."""
-
-    _END = object()
-
-    def __init__(self, iterator: Iterator, depth: int = 1):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._work, args=(iterator,), daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._halt.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self, iterator) -> None:
-        try:
-            for item in iterator:
-                if not self._put(item):
-                    return
-            self._put(self._END)
-        except BaseException as exc:  # handed to the consumer, raised there
-            self._put((self._END, exc))
-
-    def __iter__(self):
-        while True:
-            item = self._queue.get()
-            if item is self._END:
-                return
-            if isinstance(item, tuple) and len(item) == 2 and item[0] is self._END:
-                raise item[1]
-            yield item
-
-    def close(self) -> None:
-        self._halt.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        self._thread.join(timeout=10)
-
-
-def _strip_layout(layout: images.ImageLayout, rows: int, width: int) -> images.ImageLayout:
-    """The layout of ``rows`` full-width rows of one plane (to convert a plane in strips)."""
-    channels = (layout.shape[-1],) if layout.rgb else ()
-    return dataclasses.replace(
-        layout, shape=(rows, width, *channels), spatial_shape=(rows, width), leading_shape=()
-    )
-
-
-class _Workers:
-    """A lazily started pool of threads that run single-threaded torch (or numpy) work.
-
-    Many small, cache-sized pieces spread over a few threads are several times
-    faster than torch's own threading over large tensors for chains of cheap
-    elementwise steps, and degrade gracefully when other processes share the
-    cores.
-    """
-
-    def __init__(self, threads: int):
-        self.threads = max(1, threads)
-        self._pool = None
-
-    def map(self, fn, items) -> None:
-        items = list(items)
-        if self.threads == 1 or len(items) == 1:
-            for item in items:
-                fn(item)
-            return
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(
-                self.threads, thread_name_prefix="colorize", initializer=_single_threaded_torch
-            )
-        for future in [self._pool.submit(fn, item) for item in items]:
-            future.result()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-
-_INLINE = _Workers(1)
-
-
-class _Lightness:
-    """Plane -> L in [0, 100] through ``images.plane_to_lightness``, fast and in bounded memory.
-
-    Gray integer planes of at most 16 bits go through a lookup table made by
-    ``plane_to_lightness`` itself (the same values, many times faster); other
-    planes are converted in row strips. Strips run on ``workers``.
-    """
-
-    def __init__(self, layout, value_range, workers: _Workers = _INLINE):
-        self.layout = layout
-        self.value_range = value_range
-        self.workers = workers
-        self.lut = None
-        dtype = layout.dtype
-        if not layout.rgb and (dtype in (np.uint8, np.uint16) or dtype.kind == "b"):
-            n = 2 if dtype.kind == "b" else 1 << (8 * dtype.itemsize)
-            values = np.arange(n, dtype=np.uint8 if dtype.kind == "b" else dtype)
-            side = math.isqrt(n)
-            shape = (side, n // side)
-            values = values.reshape(shape).astype(dtype)
-            lut_layout = dataclasses.replace(
-                layout, shape=shape, spatial_shape=shape, leading_shape=()
-            )
-            self.lut = images.plane_to_lightness(values, lut_layout, value_range).ravel()
-
-    def __call__(self, plane: np.ndarray, index=None) -> np.ndarray:
-        if self.lut is not None and plane.dtype.kind == "b":
-            plane = plane.view(np.uint8)
-        height, width = self.layout.spatial_shape
-        rows = max(1, _LIGHTNESS_PIXELS // width)
-        if self.lut is None and rows >= height:
-            return images.plane_to_lightness(plane, self.layout, self.value_range, index=index)
-        out = np.empty((height, width), dtype=np.float32)
-
-        def strip(r0):
-            r1 = min(height, r0 + rows)
-            if self.lut is not None:
-                # in strips: take() makes an intp copy of the indices
-                np.take(self.lut, plane[r0:r1], out=out[r0:r1])
-            else:
-                sub = _strip_layout(self.layout, r1 - r0, width)
-                out[r0:r1] = images.plane_to_lightness(
-                    plane[r0:r1], sub, self.value_range, index=index
-                )
-
-        self.workers.map(strip, range(0, height, rows))
-        return out
 
 
 # -------------------------------------------------------------- colorizer
@@ -550,7 +193,7 @@ class _RunState:
     done: int
     total: int
     planes_left: int
-    tiling: _Tiling
+    tiling: Tiling
 
 
 def _check_positive(name: str, value, minimum: int = 1) -> int:
@@ -729,8 +372,8 @@ class Colorizer:
         self._batch = self.batch_size
         self._stop = threading.Event()
         self.stopped = False
-        self._workers = _Workers(torch.get_num_threads())
-        self._composer = _Composer(torch, self.device, self._workers)
+        self._workers = Workers(torch.get_num_threads())
+        self._composer = Composer(torch, self.device, self._workers)
 
     def close(self) -> None:
         """Stop the worker threads (they also end with the colorizer or the process)."""
@@ -840,15 +483,15 @@ class Colorizer:
         guided = self.method is not None
         # a guided method takes the whole working plane at once
         tile = max(work) if guided else self._tile
-        tiling = _Tiling.build(work, tile, self.overlap, torch, self.device)
+        tiling = Tiling.build(work, tile, self.overlap, torch, self.device)
         n = layout.n_planes
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         group_size = max(1, min(self._batch, _GROUP_PIXELS // (height * width)))
         # a stack's planes are converted by the reading thread, beside the network
-        to_l = _Lightness(layout, value_range, self._workers if n == 1 else _INLINE)
+        to_l = Lightness(layout, value_range, self._workers if n == 1 else INLINE)
         groups = self._groups(array, layout, to_l, group_size)
         if n > 1:
-            groups = _Prefetch(groups)
+            groups = Prefetch(groups)
         yield ColorizeProgress(
             0,
             state.total,
@@ -889,7 +532,7 @@ class Colorizer:
                     )
                 del ab, group
         finally:
-            if isinstance(groups, _Prefetch):
+            if isinstance(groups, Prefetch):
                 groups.close()
         if state.planes_left:  # only a stop request ends the loop early
             self.stopped = True
@@ -1075,7 +718,7 @@ class Colorizer:
                                 "free GPU memory"
                             ) from None
                         self._tile = new_tile
-                        state.tiling = _Tiling.build(
+                        state.tiling = Tiling.build(
                             tiling.shape, new_tile, self.overlap, torch, self.device
                         )
                         state.total = state.done + state.planes_left * (
