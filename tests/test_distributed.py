@@ -160,3 +160,61 @@ def test_torchrun_two_processes_through_the_cli(tmp_path):
     from napari_colorize.checkpoint import load_checkpoint
 
     assert load_checkpoint(out).training_meta["step"] == 2
+
+
+def _beta_config():
+    from napari_colorize.training import TrainConfig
+
+    return TrainConfig(
+        arch="beta", model_config={"widths": [4, 8]}, max_steps=4, batch_size=4, lr=1e-2,
+        device="cpu", amp=False, seed=5, val_every=2,
+    )  # fmt: skip
+
+
+def _batchnorm_worker(rank, folder):
+    """One process of a data-parallel beta run (BatchNorm) on the CPU: its losses and weights."""
+    from napari_colorize.training import StepEvent
+    from napari_colorize.training.distributed import DistributedTrainer
+    from napari_colorize.training.sync_norm import GlobalBatchNorm2d
+
+    torch.set_num_threads(1)
+    train, val = _data()
+    trainer = DistributedTrainer(_beta_config(), train, val)
+    losses = {e.step: e.loss for e in trainer.run() if isinstance(e, StepEvent)}
+    norms = [m for m in trainer.model.modules() if isinstance(m, GlobalBatchNorm2d)]
+    state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    torch.save(state, os.path.join(folder, f"bn{rank}.pt"))
+    with open(os.path.join(folder, f"bn{rank}.json"), "w") as f:
+        json.dump({"losses": losses, "norms": len(norms)}, f)
+
+
+def test_batchnorm_statistics_are_the_global_batchs_on_the_cpu(tmp_path):
+    from napari_colorize.training import StepEvent, Trainer
+    from napari_colorize.training.distributed import spawn
+
+    spawn(_batchnorm_worker, 2, str(tmp_path), backend="gloo")
+    logs = [json.loads((tmp_path / f"bn{r}.json").read_text()) for r in (0, 1)]
+    state = torch.load(tmp_path / "bn0.pt", weights_only=True)
+    assert logs[0]["norms"] > 0
+    train, val = _data()
+    single = Trainer(_beta_config(), train, val)
+    losses = {e.step: e.loss for e in single.run() if isinstance(e, StepEvent)}
+    got = {int(k): v for k, v in logs[0]["losses"].items()}
+    np.testing.assert_allclose([got[s] for s in losses], list(losses.values()), rtol=1e-4)
+    for key, value in single.model.state_dict().items():  # running statistics included
+        np.testing.assert_allclose(state[key].numpy(), value.numpy(), atol=1e-4, err_msg=key)
+
+
+def test_global_batchnorm_is_batchnorm_without_a_process_group():
+    from napari_colorize.training.sync_norm import GlobalBatchNorm2d, convert_global_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
+    weight = net[1].weight
+    convert_global_batchnorm(net)
+    assert isinstance(net[1], GlobalBatchNorm2d)
+    assert net[1].weight is weight  # an optimizer made before keeps working
+    x = torch.randn(2, 1, 8, 8)
+    reference = torch.nn.BatchNorm2d(3)
+    reference.load_state_dict(net[1].state_dict())
+    torch.testing.assert_close(net(x), reference(net[0](x)))

@@ -252,8 +252,9 @@ class DistributedTrainer(Trainer):
     Parameters
     ----------
     sync_batchnorm : bool, optional
-        Turn BatchNorm layers into SyncBatchNorm (statistics over the global batch);
-        default: on GPUs only (PyTorch's SyncBatchNorm needs CUDA).
+        BatchNorm statistics over the global batch (default): SyncBatchNorm on
+        GPUs, :class:`~.sync_norm.GlobalBatchNorm2d` elsewhere (gloo on CPUs).
+        False: each process normalises with its own share of the batch.
     """
 
     def __init__(self, config, train_data, val_data=None, init_checkpoint=None, *,
@@ -301,11 +302,15 @@ class DistributedTrainer(Trainer):
                 "use more data or fewer processes"
             )
         self.local_batch_size = self.batch_size // self.world_size
-        use_sync = self.sync_batchnorm
-        if use_sync is None:
-            use_sync = self.device.type == "cuda"
-        if use_sync:
+        if self.sync_batchnorm is False:
+            return
+        if self.device.type == "cuda":
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        else:  # PyTorch's SyncBatchNorm needs a GPU: the same statistics by all-reduce
+            from .sync_norm import convert_global_batchnorm
+
+            for module in self.task.modules().values():  # the GAN's discriminator too
+                convert_global_batchnorm(module)
 
     def _batches(self, epoch: int, start: int):
         """This process's share of batches ``start, start+1, ...`` of ``epoch``."""
