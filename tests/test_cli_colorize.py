@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import time
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -146,3 +151,136 @@ def test_compressed_tif_stack_is_read_lazily(model_file, tmp_path):
     np.testing.assert_array_equal(np.asarray(lazy[1]), stack[1])
     assert _run(model_file, tmp_path / "z.tif", "-o", tmp_path / "out") == 0
     assert tifffile.imread(tmp_path / "out" / "z.tif").shape == (3, 16, 24, 3)
+
+
+# ------------------------------------------------ files and processes (issue 17)
+
+
+def _no_temporaries(folder):
+    return not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fallocate"), reason="no posix_fallocate here")
+def test_full_disk_tif_output_is_a_message_and_no_file(model_file, tmp_path, monkeypatch, capsys):
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # without the reservation, the memory-mapped write would raise SIGBUS on a full disk
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    tifffile.imwrite(tmp_path / "stack.tif", _gray((2, 16, 16), np.uint16))
+    assert _run(model_file, tmp_path / "stack.tif", "-o", tmp_path / "out.tif") == 1
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err
+    assert "nothing was written" in err
+    assert not (tmp_path / "out.tif").exists()
+    assert _no_temporaries(tmp_path)
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary(model_file, tmp_path, monkeypatch):
+    from napari_colorize import files
+
+    got = []
+    # a handler that survives, so that without the fix the run goes on (and the test fails)
+    previous = signal.signal(signal.SIGTERM, lambda *a: got.append(a))
+
+    def killed(path, shape):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(files, "_reserve", killed)
+    try:
+        tifffile.imwrite(tmp_path / "in.tif", _gray((16, 16), np.uint16))
+        assert _run(model_file, tmp_path / "in.tif", "-o", tmp_path / "out.tif") == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not got
+    assert not (tmp_path / "out.tif").exists()
+    assert _no_temporaries(tmp_path)
+
+
+def test_stale_temporaries_of_dead_runs_are_removed(model_file, tmp_path, capsys):
+    iio.imwrite(tmp_path / "in.png", _gray((16, 16)))
+    out = tmp_path / "out"
+    out.mkdir()
+    old = time.time() - 3600
+    dead = out / ".x.tif.999999999.0123abcd.tmp"  # beyond any pid_max
+    alive = out / f".x.tif.{os.getpid()}.0123abcd.tmp"
+    young = out / ".y.tif.999999998.0123abcd.tmp"
+    other = out / ".notes.999999999.tmp"  # not our pattern
+    for path in (dead, alive, young, other):
+        path.write_bytes(b"partial")
+    for path in (dead, alive, other):
+        os.utime(path, (old, old))
+    assert _run(model_file, tmp_path / "in.png", "-o", out) == 0
+    assert not dead.exists()
+    assert alive.exists()
+    assert young.exists()
+    assert other.exists()
+    assert "interrupted run" in capsys.readouterr().out
+
+
+def test_output_written_meanwhile_by_another_run_is_kept(
+    model_file, tmp_path, monkeypatch, capsys
+):
+    from napari_colorize import files
+
+    target = tmp_path / "out.tif"
+
+    def other_run_finishes(path, shape):  # after the "exists" check, before our rename
+        target.write_bytes(b"the other run's result")
+
+    monkeypatch.setattr(files, "_reserve", other_run_finishes)
+    tifffile.imwrite(tmp_path / "in.tif", _gray((16, 16), np.uint16))
+    assert _run(model_file, tmp_path / "in.tif", "-o", target) == 1
+    assert target.read_bytes() == b"the other run's result"
+    assert "exists" in capsys.readouterr().err
+    assert _no_temporaries(tmp_path)
+    # with --overwrite the newer result replaces it
+    assert _run(model_file, tmp_path / "in.tif", "-o", target, "--overwrite") == 0
+    assert tifffile.imread(target).shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs", "message"),
+    [
+        ("out.bmp", 1, "cannot write .bmp files"),
+        ("out.png", 2, "need a folder"),
+        ("existing-file", 1, "exists and is not a folder"),
+    ],
+)
+def test_output_that_is_neither_a_writable_file_nor_a_folder(
+    model_file, tmp_path, capsys, name, inputs, message
+):
+    sources = []
+    for i in range(inputs):
+        sources.append(tmp_path / f"in{i}.png")
+        iio.imwrite(sources[-1], _gray((16, 16)))
+    out = tmp_path / name
+    if name == "existing-file":
+        out.write_bytes(b"keep")
+    assert _run(model_file, *sources, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert ".png, .jpg" in err or "need a folder" in err
+    assert not out.is_dir()
+    if name == "existing-file":
+        assert out.read_bytes() == b"keep"
+    else:
+        assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.png", b"", "the file is empty"),
+        ("empty.tif", b"", "the file is empty"),
+        ("notes.png", b"just some text\n", "not an image"),
+        ("notes.tif", b"just some text\n", "not an image"),
+    ],
+)
+def test_empty_or_non_image_file_says_so(model_file, tmp_path, capsys, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    assert _run(model_file, tmp_path / name, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "plugin" not in err

@@ -65,7 +65,7 @@ _JSON_FIELDS = ("config", "data", "metrics", "extra", "training_meta")
 # ----------------------------------------------------------------- atomic write
 
 
-def atomic_write(path, write_fn: Callable[[Path], Any]) -> Path:
+def atomic_write(path, write_fn: Callable[[Path], Any], *, exclusive: bool = False) -> Path:
     """Write a file so that readers see either the old or the complete new content.
 
     ``write_fn(tmp_path)`` writes a temporary file in the destination folder; the
@@ -81,11 +81,20 @@ def atomic_write(path, write_fn: Callable[[Path], Any]) -> Path:
     write_fn : callable
         Called with the temporary path (a ``pathlib.Path`` that exists and is
         empty); it may reopen it in any mode.
+    exclusive : bool
+        Refuse to replace an existing ``path``, also one that appears while
+        writing (another process racing for the name): the final name is
+        created by a hard link, which fails if it exists.
 
     Returns
     -------
     pathlib.Path
         ``path``.
+
+    Raises
+    ------
+    FileExistsError
+        With ``exclusive``, when ``path`` exists; the temporary file is removed.
     """
     path = Path(path)
     if path.is_dir():
@@ -99,13 +108,32 @@ def atomic_write(path, write_fn: Callable[[Path], Any]) -> Path:
         write_fn(tmp)
         with open(tmp, "r+b") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            _link_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _link_exclusive(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(
+            f"{path} exists (written meanwhile by another run?); pass --overwrite to replace it"
+        ) from None
+    except OSError:
+        # no hard links here (FAT, some network shares): a check, then a rename
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass --overwrite to replace it") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -366,7 +366,7 @@ def _add_colorize(sub) -> None:
 def _run_colorize(args) -> int:
     from tqdm import tqdm
 
-    from .files import colorize_file, find_images, plan_jobs
+    from .files import colorize_file, find_images, plan_jobs, remove_stale_temporaries
 
     def report(path, message) -> None:
         line = " ".join(str(message).split())
@@ -384,6 +384,9 @@ def _run_colorize(args) -> int:
     if args.chroma_size is not None:
         options["chroma_size"] = args.chroma_size or None
     colorizer = _colorizer_factory(args, options)
+    for folder in {job.target.parent for job in jobs}:
+        for path in remove_stale_temporaries(folder):
+            tqdm.write(f"napari-colorize: removed {path}, left by an interrupted run")
     written = 0
     with tqdm(total=len(jobs), unit="file", desc="colorize", dynamic_ncols=True) as bar:
         for i, job in enumerate(jobs):
@@ -394,7 +397,7 @@ def _run_colorize(args) -> int:
                 bar.refresh()
 
             try:
-                colorize_file(colorizer, job, progress=progress)
+                colorize_file(colorizer, job, progress=progress, overwrite=args.overwrite)
                 written += 1
             except KeyboardInterrupt:
                 raise
@@ -530,6 +533,7 @@ def main(argv=None) -> int:
         return 1
     from .errors import ColorizeError
 
+    restore = _stop_on_sigterm()
     try:
         return globals()[f"_run_{args.command}"](args)
     except (ColorizeError, ValueError, FileNotFoundError) as exc:
@@ -537,6 +541,26 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (``kill``, a batch scheduler) stop like Ctrl+C: temporary files removed.
+
+    Returns the function that puts the previous handler back.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 This is the library side of ``napari-colorize colorize``: PNG and JPEG through
 imageio, TIFF (8/16-bit, float, multi-page stacks, RGB) through tifffile. TIFF
 inputs are memory-mapped or read through zarr where the file allows, and TIFF
-outputs are written plane by plane into a memory-mapped file, so stacks larger
+outputs are written plane by plane into a memory-mapped file whose blocks are
+reserved first (a full disk is an error, not a bus error), so stacks larger
 than memory go through. Every output is written to a temporary file and renamed
 into place (:func:`napari_colorize.checkpoint.atomic_write`), so a crash or
 Ctrl+C never leaves half a file.
@@ -11,7 +12,10 @@ Ctrl+C never leaves half a file.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +31,22 @@ __all__ = [
     "find_images",
     "plan_jobs",
     "read_image",
+    "remove_stale_temporaries",
 ]
 
 #: File types read and written.
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", *TIFF_SUFFIXES)
 _JPEG_QUALITY = 95
+#: Suffixes of image types that are not written: an output named so is a mistake, not a folder.
+_OTHER_IMAGE_SUFFIXES = (
+    ".bmp", ".gif", ".webp", ".jp2", ".j2k", ".jpx", ".tga", ".ppm", ".pgm", ".pbm", ".pnm",
+    ".ico", ".heic", ".heif", ".avif", ".exr", ".hdr", ".dng", ".svg", ".jxl", ".psd",
+)  # fmt: skip
+#: Temporary files of :func:`napari_colorize.checkpoint.atomic_write`: ``.NAME.PID.HEX.tmp``.
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+#: Magic numbers of the types read, to tell a damaged image from something else.
+_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,22 @@ def plan_jobs(
         Inputs that get no job, with the reason.
     """
     output = Path(output).expanduser()
-    as_file = len(files) == 1 and output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir()
+    suffix = output.suffix.lower()
+    as_file = len(files) == 1 and suffix in IMAGE_SUFFIXES and not output.is_dir()
+    supported = ", ".join(IMAGE_SUFFIXES)
+    reason = None
+    if not as_file and not output.is_dir():
+        if suffix in _OTHER_IMAGE_SUFFIXES:
+            reason = f"cannot write {suffix} files; name the output with one of {supported}"
+        elif suffix in IMAGE_SUFFIXES:
+            reason = f"{len(files)} inputs need a folder as -o, not the file name {output.name}"
+        elif output.exists():
+            reason = (
+                f"{output} exists and is not a folder; give a file name ending in one of "
+                f"{supported}, or a folder"
+            )
+    if reason is not None:
+        return [], [(source, reason) for source in files]
     inputs = {p.resolve() for p in files}
     jobs: list[ColorizeJob] = []
     problems: list[tuple[Path, str]] = []
@@ -181,8 +210,80 @@ def read_image(path: str | os.PathLike) -> Any:
     except FileNotFoundError:
         raise
     except Exception as exc:
+        what = _not_an_image(path)
+        if what:
+            raise ValueError(what) from None
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ValueError(f"cannot read it as {suffix[1:].upper()}: {reason}") from None
+
+
+def _not_an_image(path: Path) -> str | None:
+    """Why a file that failed to decode is no image at all, or None if it may be a damaged one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if not head:
+        return "the file is empty (0 bytes)"
+    if not head.startswith(_MAGIC):
+        return "the file is not an image (its content is not PNG, JPEG or TIFF)"
+    return None
+
+
+# ----------------------------------------------------------------- temporaries
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's process, or cannot tell: leave its files alone
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, min_age_s: float = 60.0) -> list[Path]:
+    """Remove temporary files left in ``folder`` by killed runs.
+
+    Only files named like :func:`~napari_colorize.checkpoint.atomic_write`'s
+    temporaries (``.NAME.PID.XXXXXXXX.tmp``) are removed, and only those whose
+    process has ended and that were last modified at least ``min_age_s``
+    seconds ago (another machine sharing the folder may have that PID).
+
+    Parameters
+    ----------
+    folder : path-like
+    min_age_s : float
+        Younger files are kept.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for path in entries:
+        match = _TEMPORARY.match(path.name)
+        if match is None or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            if not path.is_file() or now - path.stat().st_mtime < min_age_s:
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 # ----------------------------------------------------------------- writing
@@ -193,6 +294,7 @@ def colorize_file(
     job: ColorizeJob,
     *,
     progress: Callable[[Any], None] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Colorize one file into ``job.target``, atomically.
 
@@ -205,6 +307,10 @@ def colorize_file(
     job : ColorizeJob
     progress : callable, optional
         Called with each :class:`~napari_colorize.inference.ColorizeProgress`.
+    overwrite : bool
+        Replace an existing ``job.target``; if False, a target that exists
+        when the result is complete (another run wrote it meanwhile) is kept
+        and ``FileExistsError`` raised.
 
     Returns
     -------
@@ -216,6 +322,8 @@ def colorize_file(
     ValueError
         The input cannot be read or colorized (the message says why), or a
         stack is to be written to something other than TIFF.
+    OSError
+        The result cannot be written (e.g. the disk is full); no file is left.
     """
     from . import images
     from .checkpoint import atomic_write
@@ -261,6 +369,7 @@ def colorize_file(
                 bigtiff=int(np.prod(shape)) > 2**31,
             )
             try:
+                _reserve(tmp, layout.output_shape)
                 drive(out)
                 out.flush()
             finally:
@@ -276,4 +385,39 @@ def colorize_file(
             options = {"quality": _JPEG_QUALITY} if suffix in (".jpg", ".jpeg") else {}
             iio.imwrite(tmp, result, extension=suffix, **options)
 
-    return atomic_write(job.target, write)
+    try:
+        return atomic_write(job.target, write, exclusive=not overwrite)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left on the device for {job.target} "
+            f"({_size(layout.output_shape)} needed); nothing was written",
+        ) from None
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return f"{int(np.prod(shape)) / 1e6:.1f} MB"
+
+
+def _reserve(path: Path, shape: tuple[int, ...]) -> None:
+    """Allocate a memory-mapped file's blocks now, so a full disk raises ENOSPC here.
+
+    Writing through a memory map into a sparse file on a full disk raises
+    SIGBUS, which kills the process without a message and leaves the file.
+    """
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is None:  # macOS, Windows: no way to reserve; the map writes as it goes
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            allocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+                return  # a file system that cannot reserve
+            raise
+    finally:
+        os.close(fd)
