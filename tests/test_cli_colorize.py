@@ -284,3 +284,11 @@ def test_empty_or_non_image_file_says_so(model_file, tmp_path, capsys, name, con
     err = capsys.readouterr().err
     assert message in err
     assert "plugin" not in err
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0, 0), (65535, 255)])
+def test_constant_16bit_image_stays_black_or_white(model_file, tmp_path, value, expected):
+    tifffile.imwrite(tmp_path / "flat.tif", np.full((16, 16), value, np.uint16))
+    assert _run(model_file, tmp_path / "flat.tif", "-o", tmp_path / "out.tif") == 0
+    out = tifffile.imread(tmp_path / "out.tif").astype(int)
+    assert np.abs(out - expected).max() <= 1  # no mid-gray, no invented colour

@@ -152,9 +152,23 @@ def test_value_range_overrides_the_data_range():
     np.testing.assert_allclose(lightness, to_lightness(image / 63.0)[0], atol=1e-3)
 
 
-def test_constant_image_is_mid_gray_without_dividing_by_zero():
+@pytest.mark.parametrize(
+    ("value", "dtype", "expected"),
+    [(0, np.uint16, 0.0), (65535, np.uint16, 100.0), (0, np.uint8, 0.0), (255, np.uint8, 100.0),
+     (0, np.int16, 0.0), (32767, np.int16, 100.0), (0.0, np.float32, 0.0),
+     (1.0, np.float32, 100.0)],
+)  # fmt: skip
+def test_constant_integer_image_is_read_on_its_dtype_scale(value, dtype, expected):
+    # all 0 is black and all 65535 white, as for uint8 and floats (not mid-gray)
+    lightness, _ = to_lightness(np.full((2, 8, 8), value, dtype))
+    np.testing.assert_allclose(lightness, expected, atol=1e-3)
+    dark, _ = to_lightness(np.full((8, 8), 1000, np.uint16))
+    assert 0 < dark[0, 0] < 20  # one lightness, the value's own
+
+
+def test_constant_float_image_is_mid_gray_without_dividing_by_zero():
     mid_gray = to_lightness(np.full((4, 4), 0.5))[0][0, 0]
-    for value, dtype in [(7, np.uint16), (-3, np.int32), (5.0, np.float32)]:
+    for value, dtype in [(5.0, np.float32), (-3.0, np.float64)]:
         image = np.full((2, 8, 8), value, dtype)
         lo, hi = intensity_range(image)
         assert lo == hi == value

@@ -28,9 +28,11 @@ ints, floats outside [0, 1])               (``percentiles=``; ``None``: the
                                            min/max)
 =========================================  ===================================
 
-Values outside the range are clipped. A range with ``lo == hi`` (a constant
-image) maps the value ``lo`` to mid-gray (0.5, L ~ 53.4), lower values to black
-and higher ones to white, so nothing divides by zero.
+Values outside the range are clipped. A constant integer image is read on its
+dtype's scale (all 0 is black, all 65535 white). A range with ``lo == hi`` (a
+constant float image outside [0, 1]) maps the value ``lo`` to mid-gray (0.5,
+L ~ 53.4), lower values to black and higher ones to white, so nothing divides
+by zero.
 """
 
 from __future__ import annotations
@@ -324,8 +326,10 @@ def intensity_range(
         ``lo <= hi``. uint8 gives (0, 255) and bool (0, 1) without reading any
         data; floats whose sampled values all lie in [0, 1] give (0, 1). When
         the percentiles coincide (mostly-constant data such as sparse
-        fluorescence), the sampled min/max is used instead; ``lo == hi`` is
-        left only for a constant image (see :func:`plane_to_lightness`).
+        fluorescence), the sampled min/max is used instead. A constant integer
+        image gets its dtype's range (``(0, max)`` unsigned), so all 0 is black
+        and all 65535 white; ``lo == hi`` is left only for a constant float
+        image outside [0, 1] (see :func:`plane_to_lightness`).
 
     Raises
     ------
@@ -361,6 +365,10 @@ def intensity_range(
     hi = float(max(p.max() for p in planes))
     if dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
         return 0.0, 1.0
+    if lo == hi and dtype.kind in "iu":
+        # a constant integer image: its value on the dtype's scale (all 0 black, all max white)
+        info = np.iinfo(dtype)
+        return (0.0 if lo >= 0 else float(info.min)), float(info.max)
     if percentiles is None or lo == hi:
         return lo, hi
     step = max(1, sum(p.size for p in planes) // _MAX_PERCENTILE_VALUES)
