@@ -292,3 +292,27 @@ def test_constant_16bit_image_stays_black_or_white(model_file, tmp_path, value, 
     assert _run(model_file, tmp_path / "flat.tif", "-o", tmp_path / "out.tif") == 0
     out = tifffile.imread(tmp_path / "out.tif").astype(int)
     assert np.abs(out - expected).max() <= 1  # no mid-gray, no invented colour
+
+
+@pytest.mark.parametrize("kind", ["png", "tif", "tif-zlib", "tif-stack"])
+def test_gray_with_alpha_is_a_gray_image(model_file, tmp_path, kind):
+    gray = _gray((3, 16, 24) if kind == "tif-stack" else (16, 24))
+    alpha = np.full_like(gray, 255)
+    image = np.stack([gray, alpha], axis=-1)
+    if kind == "png":
+        iio.imwrite(tmp_path / "in.png", image)  # an LA PNG
+        source = tmp_path / "in.png"
+    else:
+        options = {"compression": "zlib"} if kind == "tif-zlib" else {}
+        tifffile.imwrite(tmp_path / "in.tif", image, photometric="minisblack",
+                         planarconfig="contig", **options)  # fmt: skip
+        source = tmp_path / "in.tif"
+    from napari_colorize.files import read_image
+
+    np.testing.assert_array_equal(np.asarray(read_image(source)), gray)
+    out = tmp_path / f"out{source.suffix}"
+    assert _run(model_file, source, "-o", out) == 0
+    result = iio.imread(out) if kind == "png" else tifffile.imread(out)
+    assert result.shape == (*gray.shape, 3)
+    gray_l = rgb_to_lab(np.repeat(gray[..., None], 3, axis=-1))[..., 0]
+    assert np.abs(rgb_to_lab(result)[..., 0] - gray_l).max() < 1.0

@@ -187,7 +187,8 @@ def read_image(path: str | os.PathLike) -> Any:
     Returns
     -------
     array-like
-        numpy array, ``np.memmap`` or zarr array.
+        numpy array, ``np.memmap`` or zarr array. Of gray+alpha images
+        (a last axis of 2 entries) only the gray channel.
 
     Raises
     ------
@@ -203,10 +204,10 @@ def read_image(path: str | os.PathLike) -> Any:
         )
     try:
         if suffix in TIFF_SUFFIXES:
-            return _open_tiff(path)
+            return _drop_alpha(_open_tiff(path))
         import imageio.v3 as iio
 
-        return iio.imread(path)
+        return _drop_alpha(iio.imread(path))
     except FileNotFoundError:
         raise
     except Exception as exc:
@@ -215,6 +216,38 @@ def read_image(path: str | os.PathLike) -> Any:
             raise ValueError(what) from None
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ValueError(f"cannot read it as {suffix[1:].upper()}: {reason}") from None
+
+
+class _GrayOfGrayAlpha:
+    """The gray channel of a lazy gray+alpha array, read only where indexed."""
+
+    def __init__(self, array: Any):
+        self._array = array
+        self.shape = tuple(array.shape[:-1])
+        self.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        if any(k is Ellipsis for k in key):
+            return np.asarray(self._array[key])[..., 0]
+        return np.asarray(self._array[(*key, *[slice(None)] * (self.ndim - len(key)), 0)])
+
+    def __array__(self, dtype=None, copy=None):
+        gray = np.asarray(self._array[..., 0])
+        return gray if dtype is None else gray.astype(dtype)
+
+
+def _drop_alpha(array: Any) -> Any:
+    """Gray+alpha (a last axis of 2: LA PNGs, 2-sample TIFFs) is a gray image."""
+    from .images import MIN_SIZE
+
+    shape = tuple(array.shape)
+    if len(shape) < 3 or shape[-1] != 2 or min(shape[-3:-1]) < MIN_SIZE:
+        return array
+    if isinstance(array, np.ndarray):
+        return array[..., 0]  # a view; a memory map stays one
+    return _GrayOfGrayAlpha(array)
 
 
 def _not_an_image(path: Path) -> str | None:
