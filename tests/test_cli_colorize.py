@@ -187,7 +187,7 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_temporary(model_file, tmp_path,
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(0.5)
 
-    monkeypatch.setattr(files, "_reserve", killed)
+    monkeypatch.setattr(files, "_reserve", killed, raising=False)
     try:
         tifffile.imwrite(tmp_path / "in.tif", _gray((16, 16), np.uint16))
         assert _run(model_file, tmp_path / "in.tif", "-o", tmp_path / "out.tif") == 130
@@ -229,7 +229,7 @@ def test_output_written_meanwhile_by_another_run_is_kept(
     def other_run_finishes(path, shape):  # after the "exists" check, before our rename
         target.write_bytes(b"the other run's result")
 
-    monkeypatch.setattr(files, "_reserve", other_run_finishes)
+    monkeypatch.setattr(files, "_reserve", other_run_finishes, raising=False)
     tifffile.imwrite(tmp_path / "in.tif", _gray((16, 16), np.uint16))
     assert _run(model_file, tmp_path / "in.tif", "-o", target) == 1
     assert target.read_bytes() == b"the other run's result"
@@ -316,3 +316,29 @@ def test_gray_with_alpha_is_a_gray_image(model_file, tmp_path, kind):
     assert result.shape == (*gray.shape, 3)
     gray_l = rgb_to_lab(np.repeat(gray[..., None], 3, axis=-1))[..., 0]
     assert np.abs(rgb_to_lab(result)[..., 0] - gray_l).max() < 1.0
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 1 MB tmpfs, where mounting works (root on Linux); skipped elsewhere."""
+    import shutil
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if not shutil.which("mount") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_real_full_disk_tif_output(model_file, tmp_path, tiny_filesystem, capsys):
+    # 4 x 512 x 512 RGB is 3.1 MB: a memory-mapped write into it died of SIGBUS (exit 135)
+    tifffile.imwrite(tmp_path / "big.tif", _gray((4, 512, 512), np.uint16))
+    assert _run(model_file, tmp_path / "big.tif", "-o", tiny_filesystem / "out.tif") == 1
+    assert "no space left on the device" in capsys.readouterr().err
+    assert not list(tiny_filesystem.iterdir())

@@ -423,11 +423,12 @@ def colorize_file(
     except OSError as exc:
         if exc.errno != errno.ENOSPC:
             raise
-        raise OSError(
-            errno.ENOSPC,
+        full = OSError(
             f"no space left on the device for {job.target} "
-            f"({_size(layout.output_shape)} needed); nothing was written",
-        ) from None
+            f"({_size(layout.output_shape)} needed); nothing was written"
+        )
+        full.errno = errno.ENOSPC
+        raise full from None
 
 
 def _size(shape: tuple[int, ...]) -> str:
