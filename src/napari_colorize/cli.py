@@ -329,7 +329,13 @@ def _add_colorize(sub) -> None:
         "input's name). Inputs and existing outputs are never overwritten without --overwrite.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output file (.png, .jpg, .jpeg, .tif or .tiff; stacks: .tif) or folder",
+    )
     p.add_argument(
         "--model",
         default=None,
