@@ -464,3 +464,15 @@ def test_bad_plane_deep_in_a_stack_is_named(net):
     stack[4, 3, 3] = np.nan  # not among the planes sampled for the intensity range
     with pytest.raises(ValueError, match=r"NaN \(in plane \(4,\)\)"):
         _colorizer(net).colorize(stack)
+
+
+@pytest.mark.parametrize("value", [1000, 30000])
+def test_a_constant_plane_stays_gray_whatever_the_model_says(value):
+    """Issue 17 item 5: a constant image has one lightness and no colour to tell."""
+    net = TinyNet(gain=20.0)
+    stack = np.full((2, 12, 16), value, np.uint16)
+    stack[1] = np.linspace(0, 2 * value, 16)[None].astype(np.uint16)  # a ramp keeps its colours
+    rgb = _colorizer(net).colorize(stack)
+    ab = rgb_to_lab(rgb)[..., 1:]
+    assert np.abs(ab[0]).max() < 1.0
+    assert np.abs(ab[1]).max() > 5.0

@@ -524,7 +524,11 @@ class Colorizer:
                 for b, (index, lightness) in enumerate(group):
                     if self._stop.is_set():
                         break
-                    self._write(lightness, ab[b], out, index, output)
+                    plane_ab = ab[b]
+                    if not hints and float(lightness.min()) == float(lightness.max()):
+                        # a constant plane has nothing to tell colours by: it stays gray
+                        plane_ab = torch.zeros_like(plane_ab)
+                    self._write(lightness, plane_ab, out, index, output)
                     state.done += 1
                     state.planes_left -= 1
                     yield ColorizeProgress(
