@@ -105,7 +105,10 @@ def atomic_write(path, write_fn: Callable[[Path], Any], *, exclusive: bool = Fal
     try:
         with open(tmp, "xb"):
             pass
+        mode = tmp.stat().st_mode & 0o777
         write_fn(tmp)
+        # write_fn may have replaced the file by one of its own (safetensors, mkstemp: 0600)
+        os.chmod(tmp, mode)
         with open(tmp, "r+b") as f:
             os.fsync(f.fileno())
         if exclusive:
@@ -419,6 +422,11 @@ def _read_header(path: Path) -> tuple[dict, dict | None]:
             raise ValueError("header is not a JSON object")
         meta = header.pop("__metadata__", None)
         ends = [int(entry["data_offsets"][1]) for entry in header.values()]
+    except RecursionError:  # a header nested deeper than any model file is
+        raise CheckpointError(
+            f"{str(path)!r} has a malformed header (JSON nested too deep to read): it is not "
+            "a napari-colorize model file; copy, download or save it again"
+        ) from None
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CheckpointError(
             f"{str(path)!r} is corrupted: its safetensors header cannot be read ({exc}); "
@@ -457,6 +465,11 @@ def _meta_from_header(path: Path, meta: dict | None) -> tuple[CheckpointMeta, di
             continue
         try:
             parsed[key] = json.loads(meta[key])
+        except RecursionError:
+            raise CheckpointError(
+                f"{str(path)!r} has a malformed {key!r} metadata (JSON nested too deep to "
+                "read): it is not a napari-colorize model file; save it again"
+            ) from None
         except (TypeError, ValueError) as exc:
             raise CheckpointError(
                 f"{str(path)!r} is corrupted: its {key!r} metadata is not valid JSON ({exc}); "

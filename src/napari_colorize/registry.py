@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import json
 import os
@@ -33,6 +34,7 @@ from typing import Any
 from . import cards as _cards
 from . import checkpoint as _ckpt
 from .errors import CheckpointError, ColorizeError, DownloadError, UnknownModelError
+from .model_size import check_model_size
 
 __all__ = [
     "WEIGHTS_DIR",
@@ -1098,6 +1100,10 @@ def load_model(
             "leave arch out to use the file's own"
         )
     _architecture(meta.arch)
+    check_model_size(
+        functools.partial(build_model, meta.arch), meta.config, state=state, source=path,
+        cache_key=(meta.arch, _ARCHITECTURES[meta.arch]),
+    )  # fmt: skip
     try:
         model = build_model(meta.arch, meta.config)
     except ValueError as exc:
