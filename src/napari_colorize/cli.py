@@ -357,6 +357,12 @@ def _add_colorize(sub) -> None:
         "leading plane columns; spread along lightness (propagate) or correcting a model",
     )
     p.add_argument(
+        "--temporal",
+        action="store_true",
+        help="stacks (time-lapses, z-stacks): consistent colours along the last axis before "
+        "the image's; hints on any plane carry to the other planes along the motion",
+    )
+    p.add_argument(
         "--chroma-size",
         type=int,
         default=None,
@@ -387,6 +393,8 @@ def _run_colorize(args) -> int:
     if not jobs:
         return 1
     options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
+    if args.temporal:
+        options["temporal"] = True
     if args.chroma_size is not None:
         options["chroma_size"] = args.chroma_size or None
     colorizer = _colorizer_factory(args, options)

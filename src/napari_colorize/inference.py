@@ -40,6 +40,7 @@ from .color import AB_SCALE, l_to_net, net_to_l
 from .composing import Composer
 from .guided import HintPropagator, ReferenceColorizer
 from .reading import INLINE, Lightness, Prefetch, Workers
+from .temporal import DEFAULT_STRENGTH, run_sequences
 from .tiling import Tiling
 
 __all__ = [
@@ -196,6 +197,16 @@ class _RunState:
     tiling: Tiling
 
 
+def _temporal_strength(value) -> float:
+    if value is True:
+        return DEFAULT_STRENGTH
+    if value is False or value is None:
+        return 0.0
+    if isinstance(value, (int, float, np.floating)) and 0.0 <= float(value) < 1.0:
+        return float(value)
+    raise ValueError(f"temporal must be True, False or a blend strength in [0, 1), got {value!r}")
+
+
 def _check_positive(name: str, value, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -254,6 +265,13 @@ class Colorizer:
         the mask-weighted mean) and tiled like L. A mapping passes other
         per-pixel maps by name (``model(l, name=...)``; ``"hints"`` is treated
         as above, any other name is area-averaged).
+    temporal : bool or float
+        Colour a stack consistently along the axis napari scrolls (the last
+        axis before the image's): hints on any plane carry to the others along
+        the motion, and colours are blended with the previous plane's where the
+        motion is reliable (see :mod:`napari_colorize.temporal`). A float in
+        (0, 1) sets the blend's strength (``True``: 0.8). Off by default: the
+        planes of a stack of unrelated images must not be forced together.
     percentiles : (float, float) or None
         For data without a photo range; see :func:`images.intensity_range`.
     channels_last : bool, optional
@@ -285,6 +303,7 @@ class Colorizer:
         *,
         reference=None,
         correct_with_hints: bool | None = None,
+        temporal: bool | float = False,
         percentiles: tuple[float, float] | None = images.DEFAULT_PERCENTILES,
         channels_last: bool | None = None,
         num_threads: int | None = None,
@@ -352,6 +371,8 @@ class Colorizer:
             correct_with_hints = not takes_hints and not isinstance(self.method, HintPropagator)
         #: Spreads hints over the prediction as local corrections, or None.
         self.corrector = HintPropagator() if correct_with_hints else None
+        #: Blend strength along the scroll axis (0: planes coloured on their own)
+        self.temporal = _temporal_strength(temporal)
         self.percentiles = percentiles
         # measured (benchmarks/speed.py): 2-4x faster convs on the CPU (oneDNN) and on
         # CUDA; MPS support for it is patchy
@@ -489,8 +510,9 @@ class Colorizer:
         group_size = max(1, min(self._batch, _GROUP_PIXELS // (height * width)))
         # a stack's planes are converted by the reading thread, beside the network
         to_l = Lightness(layout, value_range, self._workers if n == 1 else INLINE)
-        groups = self._groups(array, layout, to_l, group_size)
-        if n > 1:
+        sequential = bool(self.temporal) and n > 1
+        groups = () if sequential else self._groups(array, layout, to_l, group_size)
+        if n > 1 and not sequential:
             groups = Prefetch(groups)
         yield ColorizeProgress(
             0,
@@ -503,6 +525,10 @@ class Colorizer:
             if guided:  # e.g. learning the reference's colours, once per run
                 yield ColorizeProgress(0, state.total, None, f"preparing {self.method.name}")
                 self.method.prepare(scale=work[0] / height)
+            if sequential:  # plane after plane along the scroll axis
+                yield from run_sequences(
+                    self, array, layout, to_l, out, output, hints, work, state, self.temporal
+                )
             for group in groups:
                 if self._stop.is_set():
                     break
