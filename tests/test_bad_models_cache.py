@@ -1,8 +1,12 @@
 """Bad model files, downloads and the cache: one clear message each, nothing left behind."""
 
+import errno
+import gc
+import io
 import json
 import os
 import stat
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,3 +157,53 @@ def test_checkpoints_get_the_umask_permissions(tmp_path):
         assert stat.S_IMODE(other.stat().st_mode) == 0o644
     finally:
         os.umask(old)
+
+
+# ----------------------------------------------------------------- a full disk (item 11)
+
+
+class _FullDiskRaw(io.FileIO):
+    """A file on a full disk: every write fails with ENOSPC, as the kernel says it."""
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fileno(self):  # Pillow's encoders would write to the descriptor, past write()
+        raise io.UnsupportedOperation("fileno")
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_full_disk_png_jpeg_output_prints_no_exception_ignored(
+    tmp_path, monkeypatch, capfd, suffix
+):
+    import builtins
+
+    import imageio.v3 as iio
+
+    rng = np.random.default_rng(0)
+    gray, ref = tmp_path / "gray.png", tmp_path / "ref.png"
+    iio.imwrite(gray, rng.integers(0, 255, (64, 64), dtype=np.uint8))
+    iio.imwrite(ref, rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    full = tmp_path / "full"
+    full.mkdir()
+    real_open = builtins.open
+
+    def open_on_full_disk(file, mode="r", *args, **kwargs):
+        inside = isinstance(file, (str, os.PathLike)) and os.fspath(file).startswith(str(full))
+        if inside and "w" in mode:
+            return io.BufferedWriter(_FullDiskRaw(file, "w"))
+        return real_open(file, mode, *args, **kwargs)
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    monkeypatch.setattr(builtins, "open", open_on_full_disk)
+    out = full / f"out{suffix}"
+    code = cli.main(["colorize", str(gray), "--reference", str(ref), "-o", str(out)])
+    gc.collect()
+    monkeypatch.setattr(builtins, "open", real_open)
+    err = capfd.readouterr().err
+    assert code != 0, (err, list(full.iterdir()))
+    assert "no space left on the device" in err
+    assert "Exception ignored" not in err
+    assert [u.exc_value for u in unraisable] == []
+    assert list(full.iterdir()) == []

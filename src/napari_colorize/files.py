@@ -416,7 +416,11 @@ def colorize_file(
             import imageio.v3 as iio
 
             options = {"quality": _JPEG_QUALITY} if suffix in (".jpg", ".jpeg") else {}
-            iio.imwrite(tmp, result, extension=suffix, **options)
+            # Our own file object, closed here: given a name, imageio closes the file in
+            # its plugin's close(), and when that fails (a full disk) once more at garbage
+            # collection, printing "Exception ignored in ... __del__".
+            with open(tmp, "wb") as f:
+                iio.imwrite(f, result, extension=suffix, **options)
 
     try:
         return atomic_write(job.target, write, exclusive=not overwrite)
