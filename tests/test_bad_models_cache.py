@@ -172,18 +172,14 @@ class _FullDiskRaw(io.FileIO):
         raise io.UnsupportedOperation("fileno")
 
 
-@pytest.mark.parametrize("suffix", [".png", ".jpg"])
-def test_full_disk_png_jpeg_output_prints_no_exception_ignored(
-    tmp_path, monkeypatch, capfd, suffix
-):
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch):
+    """A folder on a "full disk": files opened for writing in it fail with ENOSPC.
+
+    Unraisable exceptions ("Exception ignored in ...") are collected instead of printed.
+    """
     import builtins
 
-    import imageio.v3 as iio
-
-    rng = np.random.default_rng(0)
-    gray, ref = tmp_path / "gray.png", tmp_path / "ref.png"
-    iio.imwrite(gray, rng.integers(0, 255, (64, 64), dtype=np.uint8))
-    iio.imwrite(ref, rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     full = tmp_path / "full"
     full.mkdir()
     real_open = builtins.open
@@ -197,13 +193,38 @@ def test_full_disk_png_jpeg_output_prints_no_exception_ignored(
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     monkeypatch.setattr(builtins, "open", open_on_full_disk)
+    yield full, unraisable
+    monkeypatch.setattr(builtins, "open", real_open)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_full_disk_png_jpeg_output_prints_no_exception_ignored(tmp_path, full_disk, capfd, suffix):
+    import imageio.v3 as iio
+
+    full, unraisable = full_disk
+    rng = np.random.default_rng(0)
+    gray, ref = tmp_path / "gray.png", tmp_path / "ref.png"
+    iio.imwrite(gray, rng.integers(0, 255, (64, 64), dtype=np.uint8))
+    iio.imwrite(ref, rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     out = full / f"out{suffix}"
     code = cli.main(["colorize", str(gray), "--reference", str(ref), "-o", str(out)])
     gc.collect()
-    monkeypatch.setattr(builtins, "open", real_open)
     err = capfd.readouterr().err
     assert code != 0, (err, list(full.iterdir()))
     assert "no space left on the device" in err
     assert "Exception ignored" not in err
+    assert [u.exc_value for u in unraisable] == []
+    assert list(full.iterdir()) == []
+
+
+def test_full_disk_demo_image_prints_no_exception_ignored(full_disk, capfd):
+    from napari_colorize import demo
+
+    full, unraisable = full_disk
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    with pytest.raises(OSError, match="No space left"):
+        demo._write_image(full / "panel.png", image)
+    gc.collect()
+    assert "Exception ignored" not in capfd.readouterr().err
     assert [u.exc_value for u in unraisable] == []
     assert list(full.iterdir()) == []

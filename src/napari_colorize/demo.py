@@ -216,7 +216,11 @@ def _write_image(path: Path, image: np.ndarray) -> Path:
         return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, image))
     import imageio.v3 as iio
 
-    return atomic_write(path, lambda tmp: iio.imwrite(tmp, image, extension=path.suffix))
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # closed here: see files.colorize_file on a full disk
+            iio.imwrite(f, image, extension=path.suffix)
+
+    return atomic_write(path, write)
 
 
 def write_outputs(out_dir, sample: DemoSample, colorized: np.ndarray) -> list[Path]:
