@@ -65,6 +65,44 @@ def wrapping_label(label) -> None:
     label.changed.connect(lambda *_: _fit_height(qlabel))
 
 
+def scroll_rows(container, min_width: int = 300) -> None:
+    """Put a dock widget's rows in a vertical scroll area; call it last in ``__init__``.
+
+    napari docks ``container.native`` as it is, so a form taller than the
+    screen is cut off (and magicgui's ``scrollable=True`` is lost, as napari
+    docks the inner widget). The rows' layout moves into a ``QScrollArea``
+    inside ``container.native``; widgets the container adds later land there
+    too. ``min_width`` keeps the rows readable when the dock is narrowed.
+    """
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+
+    outer = container.native
+    rows = outer.layout()
+    body = QWidget()
+    body.setLayout(rows)  # Qt moves the layout and re-parents its widgets
+    growing = {QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding}
+    items = (rows.itemAt(i).widget() for i in range(rows.count()))
+    if not any(w is not None and w.sizePolicy().verticalPolicy() in growing for w in items):
+        rows.addStretch()  # what napari adds to a dock that does not grow: rows at the top
+    scroll = QScrollArea()
+    scroll.setObjectName("napari_colorize_scroll")
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    scroll.setWidget(body)
+    scroll.setMinimumWidth(min_width)
+    layout = QVBoxLayout(outer)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(scroll)
+
+
+def is_plugin_output(layer) -> bool:
+    """Whether one of this plugin's widgets made ``layer`` (a result, preview or channel)."""
+    mark = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {}
+    return bool(mark.get("role"))
+
+
 def layer_geometry(layer) -> dict:
     """A layer's scale, translate, rotate, shear and affine as plain arrays."""
     return {

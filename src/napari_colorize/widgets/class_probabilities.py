@@ -33,7 +33,8 @@ from qtpy.QtGui import QColor, QFontMetrics, QPainter
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ..layers import plane_index
-from ._viewer import compact_combos, wrapping_label
+from ._download_message import download_failure_line
+from ._viewer import compact_combos, scroll_rows, wrapping_label
 
 if TYPE_CHECKING:
     import napari
@@ -196,15 +197,27 @@ def _probe():
     return available_classifiers()
 
 
+@dataclass
+class _Fetched:
+    """What a download worker returns: ``error`` is None when the weights arrived."""
+
+    error: BaseException | None = None
+
+
 def _download(name: str):
-    """Generator worker: fetch a classifier's weights, yielding ``DownloadProgress`` events."""
+    """Generator worker: fetch a classifier's weights, yielding ``DownloadProgress`` events.
+
+    A failure is returned wrapped, never as the exception itself: a worker
+    returning an exception re-raises it in the main thread.
+    """
     from ..registry import fetch_weights
 
     try:
         yield from fetch_weights(name)
     except Exception as exc:  # shown by the main thread
-        return exc
-    return None
+        logger.debug("download of %s failed", name, exc_info=True)
+        return _Fetched(exc)
+    return _Fetched()
 
 
 # ------------------------------------------------------------------ the widget
@@ -257,6 +270,7 @@ class ClassProbabilitiesWidget(Container):
         compact_combos(self.image, self.classifier)
         self.bars = ProbabilityBars()
         self.native.layout().addWidget(self.bars)
+        scroll_rows(self)
 
         self.image.changed.connect(self._on_image_changed)
         self.classifier.changed.connect(self._on_classifier_changed)
@@ -465,21 +479,29 @@ class ClassProbabilitiesWidget(Container):
 
     # ------------------------------------------------------------ downloads
 
-    def download(self, _value=None):
-        """Fetch the weights of the chosen (URL) classifier in a worker; returns the worker."""
+    def download(self, _value=None, *, start: bool = True):
+        """Fetch the weights of the chosen (URL) classifier in a worker; returns the worker.
+
+        The worker is started unless ``start`` is False (so that a caller can
+        connect to it first); None when a download is going on.
+        """
         name = self.classifier.value
         if self._download_worker is not None or name is None:
             return None
         worker = thread_worker(_download, start_thread=False)(name)
         worker.yielded.connect(self._on_download_progress)
-        worker.returned.connect(lambda error: self._on_downloaded(name, error))
+        worker.returned.connect(lambda fetched: self._on_downloaded(name, fetched.error))
+        # anything the worker did not catch: reported here, not re-raised in napari
+        worker.errored.connect(lambda error: self._on_downloaded(name, error))
         worker.finished.connect(lambda: setattr(self, "_download_worker", None))
         self._download_worker = worker
         self.download_button.enabled = False
         self.progress.visible = True
         self.progress.value = 0
         self.status.value = f"downloading {name}..."
-        worker.start()
+        self.status.tooltip = None
+        if start:
+            worker.start()
         return worker
 
     def _on_download_progress(self, event) -> None:
@@ -493,8 +515,11 @@ class ClassProbabilitiesWidget(Container):
         self.progress.visible = False
         self.download_button.enabled = True
         if error is not None:
-            self.status.value = f"download failed: {error}"
-            show_error(f"Class probabilities: {error}")
+            line = download_failure_line(name, error)
+            self.status.value = line
+            self.status.tooltip = str(error)  # the whole advice: URL, sha256, loading by path
+            show_error(f"Class probabilities: {line}")
             return
+        self.status.tooltip = None
         self.status.value = f"{name} downloaded"
         self.refresh_choices()

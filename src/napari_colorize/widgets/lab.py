@@ -30,6 +30,7 @@ from ._viewer import (
     find_output,
     lab_display_kwargs,
     layer_geometry,
+    scroll_rows,
     wrapping_label,
 )
 
@@ -82,6 +83,7 @@ class LabWidget(Container):
         )
         wrapping_label(self.status)
         compact_combos(self.rgb_layer, self.l_layer, self.a_layer, self.b_layer)
+        scroll_rows(self)
         self.split_button.changed.connect(self.split)
         self.merge_button.changed.connect(self.merge)
         viewer.dims.events.current_step.connect(self._on_step)
