@@ -35,9 +35,16 @@ from magicgui.widgets import (
 from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QPointF, Qt
-from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
-from qtpy.QtWidgets import QSizePolicy, QWidget
+
+from ._training_output import (
+    next_free_output,
+    nothing_trained_line,
+    output_path,
+    overwrite_warning,
+    trained_nothing,
+)
+from ._viewer import is_plugin_output, scroll_rows, wrapping_label
+from .loss_plot import LossPlot
 
 if TYPE_CHECKING:
     import napari
@@ -58,104 +65,6 @@ PUNK_SIZE = 24
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors);;All files (*)"
 
 
-# ------------------------------------------------------------------ the loss plot
-
-
-class LossPlot(QWidget):
-    """A small live plot of the losses: training, validation and, for GANs, the discriminators'.
-
-    A GAN run's training loss is its generator's; once discriminator losses
-    arrive the training series is labelled *generator* and the
-    discriminators' mean loss (``(d_real + d_fake) / 2``) gets a series of its own.
-    """
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.colors = {
-            "train": QColor(80, 160, 255),
-            "val": QColor(255, 150, 40),
-            "discriminator": QColor(220, 80, 200),
-        }
-        self.labels = {"train": "train", "val": "val", "discriminator": "discriminators"}
-        self.series: dict[str, list[tuple[float, float]]] = {k: [] for k in self.colors}
-        self.setMinimumHeight(110)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setToolTip(
-            "loss per step: training (blue; a GAN's generator), validation (orange), "
-            "a GAN's discriminators (magenta)"
-        )
-
-    def add_step(self, step: float, loss: float, losses: dict) -> None:
-        """Plot one training step's losses (``StepEvent.loss`` and ``.losses``)."""
-        if "d_real" in losses and "d_fake" in losses:
-            self.labels["train"] = "generator"
-            self.add("discriminator", step, 0.5 * (losses["d_real"] + losses["d_fake"]))
-            if "g_adv" not in losses:  # discriminator pretraining: no generator step
-                return
-        self.add("train", step, loss)
-
-    def add(self, name: str, step: float, value: float) -> None:
-        if not math.isfinite(value):
-            return
-        points = self.series[name]
-        points.append((float(step), float(value)))
-        if len(points) > 4000:  # keep drawing cheap on long runs
-            self.series[name] = points[::2]
-        self.update()
-
-    def clear(self) -> None:
-        for points in self.series.values():
-            points.clear()
-        self.labels["train"] = "train"
-        self.update()
-
-    def paintEvent(self, event):
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        rect = self.rect().adjusted(36, 6, -6, -16)
-        painter.setPen(QPen(QColor(128, 128, 128)))
-        painter.drawRect(rect)
-        points = [p for s in self.series.values() for p in s]
-        if not points:
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "loss")
-            painter.end()
-            return
-        xs, ys = zip(*points)
-        x0, x1 = min(xs), max(xs)
-        y0, y1 = min(ys), max(ys)
-        x1 = x1 if x1 > x0 else x0 + 1
-        pad = (y1 - y0) * 0.05 or abs(y1) * 0.05 or 1.0
-        y0, y1 = y0 - pad, y1 + pad
-        painter.drawText(2, rect.top() + 10, f"{y1:.3g}")
-        painter.drawText(2, rect.bottom(), f"{y0:.3g}")
-        painter.drawText(rect.left(), rect.bottom() + 14, f"{x0:.0f}")
-        painter.drawText(rect.right() - 40, rect.bottom() + 14, f"{x1:.0f}")
-        for name, series in self.series.items():
-            if not series:
-                continue
-            poly = QPolygonF(
-                [
-                    QPointF(
-                        rect.left() + (x - x0) / (x1 - x0) * rect.width(),
-                        rect.bottom() - (y - y0) / (y1 - y0) * rect.height(),
-                    )
-                    for x, y in series
-                ]
-            )
-            painter.setPen(QPen(self.colors[name], 1.5))
-            if len(series) == 1:
-                painter.drawEllipse(poly[0], 2, 2)
-            else:
-                painter.drawPolyline(poly)
-        x = rect.left() + 6
-        for name, series in self.series.items():  # legend of the series shown
-            if series:
-                painter.setPen(QPen(self.colors[name]))
-                painter.drawText(x, rect.top() + 12, self.labels[name])
-                x += painter.fontMetrics().horizontalAdvance(self.labels[name]) + 10
-        painter.end()
-
-
 # ------------------------------------------------------------------ the worker side
 
 
@@ -173,14 +82,19 @@ class _Prepared:
     data: Any
 
 
-def _run_session(prepare):
+def _run_session(prepare, stop_requested=lambda: False):
     """Generator run by the worker thread: the session's events, then an _Outcome.
 
     ``prepare()`` gives ``(session, data)``; for a folder or the CryptoPunks it
     reads (and on first use downloads) the data, which is why it runs here.
+    ``stop_requested()`` is asked once the session exists: a Stop pressed
+    meanwhile must stop it before its first step, not when the main thread
+    gets to the ``_Prepared`` event.
     """
     try:
         session, data = prepare()
+        if stop_requested():
+            session.request_stop()
         yield _Prepared(session, data)
         result = yield from session.run()
         return _Outcome(result=result)
@@ -252,6 +166,11 @@ class TrainingWidget(Container):
         self._data = None
         self._previous_start = "arch:beta"
         self._validation_line = ""
+        self._auto_output = True  # the output field holds a name the widget chose
+        self._setting_output = False
+        self._overwrite_ok: Path | None = None  # an existing file the user agreed to replace
+        self._first_step: int | None = None  # the step the run started from (StartEvent)
+        self._resuming = False
         self.last_result = None
         self.last_error: BaseException | None = None
 
@@ -316,12 +235,14 @@ class TrainingWidget(Container):
         )  # fmt: skip
         self.loss_plot = LossPlot()
         self.native.layout().addWidget(self.loss_plot)
+        wrapping_label(self.status)
+        scroll_rows(self)
 
         self.source.changed.connect(self._on_source_changed)
         self.start_from.changed.connect(self._on_start_from_changed)
         self.start_button.changed.connect(self._on_start_clicked)
         self.resume_button.changed.connect(self._on_resume_clicked)
-        self.output.changed.connect(self._update_resume)
+        self.output.changed.connect(self._on_output_changed)
         self.reset_choices()
         self.start_from.value = "arch:beta"
         self._update_resume()
@@ -331,7 +252,12 @@ class TrainingWidget(Container):
     # ------------------------------------------------------------ choices
 
     def _layer_choices(self, _widget=None):
-        return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
+        # results and previews of this plugin are no training data: they would teach its guesses
+        return [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Image) and not is_plugin_output(layer)
+        ]
 
     def _start_choices(self, _widget=None):
         new = [(f"new {arch}", f"arch:{arch}") for arch in self._archs]
@@ -398,6 +324,41 @@ class TrainingWidget(Container):
         out = Path(str(self.output.value)).expanduser()
         self.resume_button.enabled = not self.busy and out.is_file()
 
+    def _on_output_changed(self, _value=None) -> None:
+        if not self._setting_output:
+            self._auto_output = False  # the user's choice: never renamed, asked before replaced
+        self._overwrite_ok = None
+        if not self.busy:
+            self.start_button.text = "Start"
+        self._update_resume()
+
+    def _set_output(self, path: Path) -> None:
+        self._setting_output = True
+        try:
+            self.output.value = str(path)
+        finally:
+            self._setting_output = False
+
+    def _check_output(self) -> bool:
+        """Whether a new run may write the output file; otherwise say why (on a new name)."""
+        try:
+            path = output_path(self.output.value)
+        except ValueError:
+            return True  # reported by _make_session
+        if not path.exists() or path == self._overwrite_ok:
+            return True
+        if self._auto_output:  # the widget's own default name: the next free one
+            fresh = next_free_output(path)
+            self._set_output(fresh)
+            show_info(f"{path.name} is kept; this run writes {fresh.name}")
+            return True
+        self._overwrite_ok = path  # asked once; pressing again replaces it
+        self.start_button.text = "Overwrite"
+        message = overwrite_warning(path)
+        self.status.value = message
+        show_info(message)
+        return False
+
     # --------------------------------------------------------------- runs
 
     @property
@@ -449,12 +410,7 @@ class TrainingWidget(Container):
         from ..training.session import TrainingSession, check_model_name, default_model_name
         from ..training.trainer import TrainConfig
 
-        out = str(self.output.value).strip()
-        if not out or out == ".":
-            raise ValueError("choose an output file for the trained model (.safetensors)")
-        out_path = Path(out).expanduser()
-        if out_path.suffix != ".safetensors":
-            out_path = out_path.with_name(out_path.name + ".safetensors")
+        out_path = output_path(self.output.value)
         name = check_model_name(self.model_name.value.strip() or default_model_name(out_path))
         try:
             lr = float(self.lr.value)
@@ -521,16 +477,21 @@ class TrainingWidget(Container):
         if self.busy:
             show_info("training is already running; stop it first")
             return None
+        if not resume and not self._check_output():
+            return None
         try:
             prepare, name = self._make_session(resume)
         except Exception as exc:
             self._report(exc)
             return None
+        self._overwrite_ok = None
+        self._first_step = None
+        self._resuming = resume
         self._session, self._data, self._name = None, None, name
         self._stop_early = False
         self._validation_line = ""
         self.last_result = self.last_error = None
-        worker = thread_worker(_run_session, start_thread=False)(prepare)
+        worker = thread_worker(_run_session, start_thread=False)(prepare, lambda: self._stop_early)
         worker.yielded.connect(self._on_event)
         worker.returned.connect(self._on_returned)
         worker.finished.connect(self._on_finished)
@@ -580,6 +541,7 @@ class TrainingWidget(Container):
             if self._stop_early:
                 event.session.request_stop()
         elif isinstance(event, StartEvent):
+            self._first_step = event.step
             self.progress.max = max(1, event.total_steps)
             self.progress.value = min(event.step, event.total_steps)
             self.status.value = (
@@ -654,6 +616,9 @@ class TrainingWidget(Container):
             self.status.value = "stopped before the first step"
             return
         state = "stopped" if result.stopped else "done"
+        if trained_nothing(result, self._first_step):
+            self._discard_untrained(result)
+            return
         if not result.path:
             self.status.value = f"{state} at step {result.step} (nothing written)"
             return
@@ -677,9 +642,19 @@ class TrainingWidget(Container):
         shown += f", {compared}" if compared else ""
         self.status.value = (
             f"{state} at step {result.step}/{result.total_steps}{shown}; "
-            f"registered as {self._name!r}"
+            f"registered as {self._name!r} ({Path(result.path).name})"
         )
         show_info(f"training {state}: model {self._name!r} is ready in the Colorize widget")
+
+    def _discard_untrained(self, result) -> None:
+        """A run without a training step: keep no untrained file, register nothing, say so."""
+        line = nothing_trained_line(result)
+        if result.path and not self._resuming:  # the starting weights, written on stopping
+            Path(result.path).unlink(missing_ok=True)
+        elif result.path:  # a resumed run: its checkpoint holds what it held
+            line += f"; {Path(result.path).name} is as it was"
+        self.status.value = line
+        show_info(f"training: {line}")
 
     def _refresh_colorize_widgets(self) -> None:
         """Have every Colorize widget of this viewer list the new model now."""
