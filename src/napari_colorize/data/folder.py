@@ -109,10 +109,45 @@ def read_rgb(path, page: int | None = None) -> np.ndarray:
 
     Raises
     ------
+    FileNotFoundError
+        For a missing file.
     ValueError
-        For grayscale images (they carry no colour target) and unsupported dtypes.
+        For grayscale images (they carry no colour target), unsupported dtypes,
+        and files that are empty, truncated or not images at all.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file {os.fspath(path)!r}")
+    try:
+        array = _read_array(path, page)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{os.fspath(path)}: {_unreadable_reason(path, exc)}") from exc
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ValueError(
+            f"{path} is grayscale (shape {array.shape}): it carries no colour to learn from; "
+            "remove it or convert it to RGB"
+        )
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32, copy=False)
+    return check_rgb(array[..., :3], str(path))
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why ``path`` could not be read, in words, with what to do."""
+    if path.stat().st_size == 0:
+        return "the file is empty; remove it or copy the image again"
+    text = str(exc) or type(exc).__name__
+    if "truncated" in text.lower() or isinstance(exc, EOFError):
+        return "the image is truncated; remove it or copy it again"
+    if type(exc).__name__ in ("UnidentifiedImageError", "TiffFileError"):
+        return "not an image file (PNG, JPEG or TIFF); give a colour photo in one of these formats"
+    return f"cannot be read as an image ({type(exc).__name__}: {text}); remove or replace it"
+
+
+def _read_array(path: Path, page: int | None) -> np.ndarray:
+    """The pixels of ``path`` (of tif page ``page``) as stored, alpha included."""
     if path.suffix.lower() in _TIFF:
         import tifffile
 
@@ -131,14 +166,7 @@ def read_rgb(path, page: int | None = None) -> np.ndarray:
                 array = np.asarray(image)
             else:
                 array = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise ValueError(
-            f"{path} is grayscale (shape {array.shape}): it carries no colour to learn from; "
-            "remove it or convert it to RGB"
-        )
-    if array.dtype.kind == "f":
-        array = array.astype(np.float32, copy=False)
-    return check_rgb(array[..., :3], str(path))
+    return array
 
 
 class ImageFolderDataset(SeededDataset):
@@ -195,12 +223,14 @@ class ImageFolderDataset(SeededDataset):
                     continue
             self.items.extend(items)
         self.skipped = skipped
+        self._unreadable: set[int] = set()
         if not self.items:
             details = "; ".join(f"{p.name}: {why}" for p, why in skipped[:5])
             raise ValueError(
                 f"no usable colour images ({', '.join(extensions)}) in {self.root}"
                 + (f" (skipped {len(skipped)}: {details})" if skipped else "")
                 + ("" if recursive else "; pass recursive=True to look into subfolders")
+                + "; add colour images there or give another folder"
             )
         if skipped:
             details = "; ".join(f"{os.fspath(p)}: {why}" for p, why in skipped[:5])
@@ -222,10 +252,35 @@ class ImageFolderDataset(SeededDataset):
     def __len__(self) -> int:
         return self.samples_per_epoch
 
+    def _read(self, index: int) -> np.ndarray:
+        """The RGB of item ``index``; an unreadable file is skipped (once, with a warning).
+
+        Headers are checked when the dataset is built; a file damaged further in
+        (a truncated PNG or JPEG) shows only when read. Its items then read the
+        next readable image instead, the same one on every epoch and on resume.
+        """
+        n = len(self.items)
+        for k in range(n):
+            position = (index + k) % n
+            if position in self._unreadable:
+                continue
+            item = self.items[position]
+            try:
+                return read_rgb(item.path, item.page)
+            except (ValueError, OSError) as exc:
+                self._unreadable.add(position)
+                self.skipped.append((item.path, str(exc)))
+                warnings.warn(
+                    f"skipping {exc}; training goes on with the other images", stacklevel=3
+                )
+        raise ValueError(
+            f"none of the {n} images in {self.root} can be read (see the warnings above); "
+            "replace the damaged files"
+        )
+
     def __getitem__(self, index):
         index = self._check_index(index)
-        item = self.items[index % len(self.items)]
-        rgb = read_rgb(item.path, item.page)
+        rgb = self._read(index % len(self.items))
         box, flip = self.transform.params(self.rng(index), rgb.shape[:2])
         rgb = RandomCropFlip(channel_last=True).apply(rgb, box, flip)
         l_net, ab_net = rgb_to_net(np.ascontiguousarray(rgb))
