@@ -97,7 +97,9 @@ class TrainResult(TrainEvent):
 
     ``stopped`` is True when a stop was requested before the planned end;
     ``metrics`` holds the last validation metrics (empty without validation data)
-    and ``loss`` the mean training loss of the last logged steps.
+    and ``loss`` the mean training loss of the last logged steps. ``trained`` is
+    the number of steps this run took: 0 when a resumed run had already reached
+    its length (then nothing is written and ``path`` is None).
     """
 
     epoch: int = 0
@@ -107,6 +109,7 @@ class TrainResult(TrainEvent):
     stopped: bool = False
     elapsed_s: float = 0.0
     total_steps: int = 0
+    trained: int = 0
 
 
 #: The event that ends a run.

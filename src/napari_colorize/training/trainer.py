@@ -652,9 +652,20 @@ class Trainer:
 
     def run(self) -> Generator[TrainEvent, None, TrainResult]:
         """Train, yielding events; the last (also returned) is a :class:`TrainResult`."""
+        from .memory import check_step_memory, out_of_memory_advice
+
         self._t_start = time.perf_counter()
         self._setup()
         cfg = self.config
+        if self.resume_path and self.step >= self.total_steps:  # nothing left: keep the file
+            result = TrainResult(
+                step=self.step, epoch=self.step // self.steps_per_epoch,
+                metrics=dict(self.last_metrics), elapsed_s=self.elapsed_before,
+                total_steps=self.total_steps,
+            )  # fmt: skip
+            yield result
+            return result
+        check_step_memory(self)
         self._t_start = time.perf_counter()
         yield StartEvent(
             step=self.step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch,
@@ -675,7 +686,8 @@ class Trainer:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             for batch in self._batches(epoch, start):
                 lr = next(iter(self.optims.values())).lr
-                losses = self.task.training_step(_to_device(batch, self.device), self.ctx)
+                with out_of_memory_advice(self):
+                    losses = self.task.training_step(_to_device(batch, self.device), self.ctx)
                 self.step += 1
                 losses = {k: float(v) for k, v in losses.items()}
                 loss = losses.get("loss", next(iter(losses.values())))
@@ -740,6 +752,7 @@ class Trainer:
             path=str(path) if path else None, metrics=dict(self.last_metrics),
             loss=float(np.mean(recent)) if recent else float("nan"), stopped=stopped,
             elapsed_s=self._elapsed(), total_steps=self.total_steps,
+            trained=self.step - first_step,
         )  # fmt: skip
         yield result
         return result
