@@ -227,6 +227,29 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
+    with _one_line_warnings():
+        return _train(args)
+
+
+def _one_line_warnings():
+    """Show warnings as ``napari-colorize: warning: ...`` lines, above any progress bar."""
+    import contextlib
+    import warnings
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        from tqdm import tqdm
+
+        text = " ".join(str(message).split())
+        tqdm.write(f"napari-colorize: warning: {text}", file=sys.stderr)
+
+    warnings.showwarning = show
+    return stack
+
+
+def _train(args) -> int:
     import signal
     import time
 
@@ -242,6 +265,11 @@ def _run_train(args) -> int:
     if args.preset is None:
         names = ", ".join(p["name"] for p in list_presets())
         return _fail(f"give --preset NAME (one of {names}), or --list to see them")
+    if args.patch_size is not None and args.patch_size < 1:
+        return _fail(
+            f"--patch-size must be a positive number of pixels, got {args.patch_size}; "
+            "leave it out for the preset's default"
+        )
     import torch
 
     from .training.trainer import TrainConfig, Trainer
@@ -278,11 +306,15 @@ def _run_train(args) -> int:
     trainer_class = ddp.DistributedTrainer if world is not None else Trainer
     trainer = trainer_class(config, train, val, resume=args.resume)
 
-    def on_sigint(signum, frame):  # first Ctrl+C: stop cleanly after this step
-        trainer.request_stop()
-        signal.signal(signal.SIGINT, previous)
+    stopped_by = []
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    def on_signal(signum, frame):  # first Ctrl+C or SIGTERM: stop cleanly after this step
+        trainer.request_stop()
+        stopped_by.append(signum)
+        for sig, handler in previous.items():  # a second one interrupts at once
+            signal.signal(sig, handler)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     start = time.perf_counter()
     result = None
     try:
@@ -302,10 +334,20 @@ def _run_train(args) -> int:
                 elif isinstance(event, TrainResult):
                     result = event
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if world is not None:
             ddp.cleanup_distributed()
+    # stopped by a signal: the checkpoint is saved, the exit status says which signal
+    status = 128 + int(stopped_by[0]) if stopped_by else 0
     if quiet:
+        return status
+    if result.trained == 0 and args.resume and not result.stopped:
+        print(
+            f"{args.preset}: nothing trained: {args.resume} already holds {result.step} steps, "
+            f"the run asks for {result.total_steps}; pass --steps N (or --epochs N) beyond "
+            f"{result.step} to train longer ({args.resume} is left as it was)"
+        )
         return 0
     minutes, seconds = divmod(time.perf_counter() - start, 60)
     shown = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()) or "no validation"
@@ -314,7 +356,9 @@ def _run_train(args) -> int:
         f"{args.preset} {state} {result.step}/{result.total_steps} steps in "
         f"{int(minutes)}m{seconds:04.1f}s; {shown}; saved {result.path}"
     )
-    return 0
+    if stopped_by:
+        print(f"interrupted; resume with --resume {result.path}", file=sys.stderr)
+    return status
 
 
 # ---------------------------------------------------------------- colorize

@@ -106,17 +106,17 @@ def _alpha_data(config, data=None, image=None):
     else:
         from ..data import read_rgb
 
-        if not Path(str(source)).expanduser().exists():
+        path = Path(str(source).removeprefix("folder:")).expanduser()
+        if path.is_dir():
+            raise ValueError(_alpha_folder_message(path))
+        if not path.exists():
             raise FileNotFoundError(
                 f"no image file {str(source)!r}; give the path of a colour photo or one of "
                 f"scikit-image's samples: {', '.join(ALPHA_SAMPLES)}"
             )
-        rgb, name = read_rgb(source), str(source)
+        rgb, name = read_rgb(path), str(source)
     h, w = rgb.shape[:2]
-    patch = min(config.patch_size or 64, h, w)
-    # fit several patch sizes of small images too: at least 8 px per side
-    patch = max(8, patch - patch % 8) if min(h, w) >= 8 else min(h, w)
-    config.patch_size = patch
+    config.patch_size = patch = _alpha_patch(config.patch_size, h, w)
     config.data = f"one image: {name} ({h}x{w})"
     if config.chroma_size is None:
         config.chroma_size = int(min(max(h, w), 512))
@@ -126,6 +126,44 @@ def _alpha_data(config, data=None, image=None):
     )
     val = ArrayDataset(rgb, patch_size=None, flips=False, samples_per_epoch=1)
     return train, val
+
+
+def _alpha_folder_message(path: Path) -> str:
+    from ..data.folder import IMAGE_EXTENSIONS, list_images
+
+    if not list_images(path):
+        return (
+            f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)}); the alpha preset fits "
+            "one colour photo: give its file with --image PATH"
+        )
+    return (
+        f"{path} is a folder, and the alpha preset fits one photo: give one file with "
+        f"--image PATH, or train on the folder with --preset beta-punks --data {path}"
+    )
+
+
+def _alpha_patch(asked, h: int, w: int) -> int:
+    """The patch size alpha trains at on an ``h`` x ``w`` image; a warning if it is not ``asked``.
+
+    Patches are multiples of 8 (the network halves them three times), at least 8
+    and at most the image; a smaller image is used whole.
+    """
+    import numbers
+    import warnings
+
+    if asked is not None and (not isinstance(asked, numbers.Integral) or asked < 1):
+        raise ValueError(f"--patch-size must be a positive number of pixels, got {asked!r}")
+    wanted = 64 if asked is None else int(asked)
+    patch = min(wanted, h, w)
+    patch = max(8, patch - patch % 8) if min(h, w) >= 8 else min(h, w)
+    if patch != wanted:
+        if wanted > min(h, w):
+            why = f"is larger than the image ({h}x{w})"
+        else:
+            why = "is not a multiple of 8" if wanted >= 8 else "is below 8"
+        name = f"patch size {wanted}"
+        warnings.warn(f"{name} {why}: training on {patch}x{patch} patches", stacklevel=3)
+    return patch
 
 
 def _alpha_config():
