@@ -27,12 +27,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
-from napari.layers import Image
+from napari.layers import Image, Points
 from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
@@ -43,14 +42,18 @@ from ..layers import (
     output_layer_kwargs,
     plane_index,
     select_source,
-    split_lab,
 )
+from ._colorize_job import ColorizeJob as _Job
+from ._colorize_job import JobResult as _Result
+from ._colorize_job import discard_job_store, discard_result
+from ._colorize_job import run_job as _run_job
 from ._hint_layers import HINT_LAYER_TYPES, hint_digest, hint_events, layer_hints
+from ._hint_points import NextPointColor, fit_point_size
+from ._lifetime import on_removed
+from ._result_layers import show_result
+from ._status_text import progress_text, short_error
 from ._viewer import (
-    add_or_replace_image,
     compact_combos,
-    find_output,
-    lab_display_kwargs,
     layer_geometry,
     wrapping_label,
 )
@@ -84,70 +87,6 @@ _NOT_COLORIZERS = ("inception",)
 _CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
 #: Live mode waits this long after the last hint edit before re-colorizing.
 LIVE_DEBOUNCE_MS = 100
-
-
-@dataclass
-class _Job:
-    """One run: everything the worker needs, gathered on the main thread."""
-
-    source: str
-    array: Any
-    rgb: bool
-    model: str
-    device: str
-    chroma_size: int | str
-    value_range: tuple | None
-    add_lab: bool
-    outputs: dict  # add_image kwargs of the colorized layer, by role
-    hints: Any = None  # None, or a callable giving the hint map(s) (run in the worker)
-    method: Any = None  # a fitted guided method (a ReferenceColorizer) used instead of model
-    plane: tuple | None = None  # the stack plane a single-plane run colorizes
-    live: bool = False
-    colorizer: Any = None
-    stop: bool = False
-
-    def request_stop(self) -> None:
-        self.stop = True
-        if self.colorizer is not None:
-            self.colorizer.request_stop()
-
-
-@dataclass
-class _Result:
-    rgb: Any = None
-    lab: tuple | None = None
-    error: BaseException | None = None
-
-
-def _run_job(job: _Job):
-    """Generator run by the worker thread: yields progress events, returns a _Result."""
-    try:
-        from ..inference import Colorizer
-        from ..registry import fetch_weights, needs_download
-
-        if needs_download(job.model):  # published weights: fetched once, with progress
-            yield from fetch_weights(job.model)
-            if job.stop:
-                return _Result()
-        # 0 means full resolution, which Colorizer spells None
-        chroma_size = job.chroma_size if job.chroma_size else None
-        hints = job.hints() if job.hints is not None else None
-        job.colorizer = Colorizer(
-            job.method if job.method is not None else job.model,
-            device=job.device,
-            chroma_size=chroma_size,
-            hints=hints,
-        )
-        if job.stop:
-            return _Result()
-        rgb = yield from job.colorizer.run(job.array, rgb=job.rgb, value_range=job.value_range)
-        if job.stop or rgb is None:
-            return _Result()
-        lab = split_lab(rgb) if job.add_lab else None
-        return _Result(rgb=rgb, lab=lab)
-    except Exception as exc:  # reported to the user by the main thread
-        logger.debug("colorization failed", exc_info=True)
-        return _Result(error=exc)
 
 
 def _model_label(row: dict) -> tuple[str, str]:
@@ -300,6 +239,7 @@ class ColorizeWidget(Container):
             tooltip="Re-colorize the current plane whenever a hint is added, moved, painted "
             "or recoloured.",
         )  # fmt: skip
+        self.next_color = NextPointColor(lambda: self.native)
         self.hints_info = Label(value="")
         self.run_button = PushButton(name="run_button", label="", text="Colorize")
         self.cancel_button = PushButton(
@@ -319,6 +259,7 @@ class ColorizeWidget(Container):
                 self.add_lab,
                 self.hints,
                 self.live,
+                self.next_color.combo,
                 self.hints_info,
                 self.run_button,
                 self.cancel_button,
@@ -330,7 +271,7 @@ class ColorizeWidget(Container):
         wrapping_label(self.model_info)
         compact_combos(
             self.image, self.model, self.reference, self.device, self.chroma_size, self.stack,
-            self.hints,
+            self.hints, self.next_color.combo,
         )  # fmt: skip
         from qtpy.QtCore import QTimer
 
@@ -348,7 +289,8 @@ class ColorizeWidget(Container):
         self.live.changed.connect(self._on_live_toggled)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self.native.destroyed.connect(self._abandon_run)
+        # the dock's close button takes the widget out of its dock: the run stops
+        on_removed(self.native, self._abandon_run)
         # items added later (a new checkpoint, a refreshed list) get their tooltip too,
         # once they hold their data: Qt announces a row before its data is set
         self._info_timer = QTimer(self.native)
@@ -505,6 +447,8 @@ class ColorizeWidget(Container):
         if self._auto_model and layer is not None:
             self._choose_default_model(layer)
         self._update_reference_support()
+        if hasattr(self, "hints"):
+            fit_point_size(self.hints.value, layer)
 
     def _on_layers_changed(self, _event=None) -> None:
         self.reference.reset_choices()
@@ -587,6 +531,11 @@ class ColorizeWidget(Container):
             self.hints_info.value = "the model reads the hints itself (learned hint branch)"
         else:
             self.hints_info.value = "the hints correct the colours around them"
+        if self._takes_hints and isinstance(self.hints.value, Points):
+            self.hints_info.value += (
+                "; pick the next point's colour under 'next point colour' (napari's own "
+                "colour box recolours the selected point)"
+            )
 
     def _on_hints_layer_changed(self, layer=None) -> None:
         layer = self.hints.value
@@ -599,6 +548,8 @@ class ColorizeWidget(Container):
                 if emitter is not None:
                     emitter.connect(self._on_hints_edited)
         self._hint_layer = layer
+        self.next_color.set_points(layer)
+        fit_point_size(layer, self.image.value)
         self._update_hint_support()
         self._on_hints_edited()
 
@@ -696,7 +647,8 @@ class ColorizeWidget(Container):
             return
         if result.error is not None:
             self._live_signature = None  # a retry after the next edit may succeed
-            self.status.value = f"live: error: {result.error}"
+            self.status.value = f"live: error: {short_error(result.error)}"
+            self.status.tooltip = str(result.error)
             logger.info("live colorization failed: %s", result.error)
             return
         if result.rgb is None:
@@ -739,6 +691,7 @@ class ColorizeWidget(Container):
         ``live``: the current plane only, with the hints, no L, a, b layers.
         """
         from .. import images
+        from ..lazy_result import wants_lazy_result
 
         if layer is None:
             raise ValueError("there is no Image layer to colorize; open an image first")
@@ -772,7 +725,8 @@ class ColorizeWidget(Container):
             layer.data, ndim=ndim, multiscale=layer.multiscale, level=level, plane=plane
         )
         # shape and dtype checks need no pixels: report them before starting a thread
-        images.describe(selection.array, rgb=bool(layer.rgb))
+        layout = images.describe(selection.array, rgb=bool(layer.rgb))
+        result_shape = (*layout.leading_shape, *layout.spatial_shape, 3)
         geometry = layer_geometry(layer)
         outputs = {
             role: output_layer_kwargs(layer.name, role, selection=selection, **geometry)
@@ -799,6 +753,9 @@ class ColorizeWidget(Container):
                 round(o / f) for o, f in zip(selection.offset[: ndim - 2], selection.factors)
             ),
             live=live,
+            # a large lazy stack is written to disk, not into memory
+            lazy=plane is None and not live and wants_lazy_result(selection.array, result_shape),
+            leading_shape=tuple(layout.leading_shape),
         )
 
     def run(self, layer=None, *, start: bool = True):
@@ -832,12 +789,22 @@ class ColorizeWidget(Container):
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_returned)
         worker.aborted.connect(self._on_aborted)
+        # not a method: it must run even when the widget has gone
+        worker.aborted.connect(functools.partial(discard_job_store, job))
         worker.finished.connect(self._on_finished)
         self._worker, self._job = worker, job
         self._progress = progress(total=0, desc=f"Colorizing {job.source}")
+        self.status.tooltip = None  # an earlier error's full text
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.status.value = f"colorizing {job.source}..."
+        if job.lazy:
+            from ..lazy_result import results_dir
+
+            self.status.value = (
+                f"colorizing {job.source} into a store on disk under {results_dir()} "
+                "(too large for memory)..."
+            )
         if start:
             worker.start()
         return worker
@@ -864,6 +831,7 @@ class ColorizeWidget(Container):
         ):
             with contextlib.suppress(TypeError, RuntimeError):  # already disconnected
                 signal.disconnect(slot)
+        worker.returned.connect(discard_result)  # a lazy result's store is not kept
         if job is not None:
             job.request_stop()
         worker.quit()
@@ -875,7 +843,7 @@ class ColorizeWidget(Container):
         job, bar = self._job, self._progress
         if job is None or job.stop or bar is None:  # cancelling: keep saying so
             return
-        message = getattr(event, "message", "")
+        message = progress_text(event, job.leading_shape)
         if message:
             self.status.value = message
         # last: updating napari's progress bar may process events, including
@@ -905,47 +873,16 @@ class ColorizeWidget(Container):
             self._report(exc)
             return
         self.status.value = f"done: {colorized.name}"
+        if result.store is not None:
+            self.status.value = (
+                f"done: {colorized.name}, read from {result.store.path} "
+                f"({result.store.nbytes / 1e6:.0f} MB on disk; removed when the layer is "
+                "deleted or napari quits: save the layer to keep it)"
+            )
 
     def _show_result(self, job: _Job, result: _Result):
-        """Put a run's result into its output layers (main thread); returns the colorized one.
-
-        A single plane whose source already has a colorized layer of the whole
-        stack is written into that layer's plane, so a preview or live run
-        does not throw away the colorized stack.
-        """
-        kwargs = {**job.outputs["colorized"], "rgb": True}
-        colorized = self._write_plane(job, result.rgb, kwargs)
-        if colorized is None:
-            colorized = add_or_replace_image(self._viewer, result.rgb, kwargs)
-        if result.lab is not None:
-            for channel, data in zip(LAB_CHANNELS, result.lab):
-                lab_kwargs = {
-                    **job.outputs[channel],
-                    **lab_display_kwargs(channel),
-                    "visible": False,
-                }
-                add_or_replace_image(self._viewer, data, lab_kwargs)
-        return colorized
-
-    def _write_plane(self, job: _Job, rgb, kwargs):
-        if job.plane is None:
-            return None
-        layer = find_output(self._viewer, kwargs["name"], job.source, "colorized")
-        if layer is None or not isinstance(layer.data, np.ndarray) or not layer.rgb:
-            return None
-        n_stack = len(job.plane)
-        if layer.data.ndim != rgb.ndim or layer.data.shape[n_stack:] != rgb.shape[n_stack:]:
-            return None
-        # the stack's own geometry: the plane's place along the stack axes
-        if not np.allclose(layer.scale[n_stack:], kwargs["scale"][n_stack:]) or any(
-            i >= n for i, n in zip(job.plane, layer.data.shape[:n_stack])
-        ):
-            return None
-        if layer.data.shape[:n_stack] == rgb.shape[:n_stack]:
-            return None  # a one-plane layer: replaced as a whole
-        layer.data[job.plane] = rgb.reshape(rgb.shape[n_stack:])
-        layer.refresh()
-        return layer
+        """Put a run's result into its output layers (main thread); returns the colorized one."""
+        return show_result(self._viewer, job, result, hints=self.hints.value)
 
     def _on_aborted(self) -> None:
         self.status.value = "cancelled"
@@ -961,6 +898,10 @@ class ColorizeWidget(Container):
         self.cancel_button.enabled = False
 
     def _report(self, exc: BaseException) -> None:
+        """An error in one or two lines of status; the whole text in its tooltip, the log
+        and the notification."""
         message = str(exc) or type(exc).__name__
-        self.status.value = f"error: {message}"
+        self.status.value = f"error: {short_error(exc)}"
+        self.status.tooltip = message
+        logger.warning("colorization failed: %s", message)
         show_error(message)
