@@ -14,6 +14,7 @@ import sys
 SUITES = {
     "speed": "benchmarks.speed",
     "any-image": "benchmarks.any_image",
+    "temporal": "benchmarks.temporal",
 }
 
 
