@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import itertools
 import os
 import re
@@ -37,6 +38,7 @@ __all__ = [
     "remove_stale_stores",
     "result_nbytes",
     "results_dir",
+    "store_write_error",
     "wants_lazy_result",
 ]
 
@@ -168,6 +170,24 @@ class ResultStore:
         with _own_lock:
             _own.pop(str(self.path), None)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def store_write_error(store: ResultStore, exc: OSError) -> OSError:
+    """A one-line error for a write into ``store`` that failed (a full disk says so)."""
+    where = str(store.path.parent)
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        error = OSError(
+            f"the disk holding {where!r} is full (the result needs up to "
+            f"{store.nbytes / 1e6:.0f} MB); free space there or set NAPARI_COLORIZE_RESULTS "
+            "to a folder on a disk with room"
+        )
+    else:
+        error = OSError(
+            f"cannot write the result into {str(store.path)!r} ({exc.strerror or exc}); set "
+            "NAPARI_COLORIZE_RESULTS to a writable folder with room for the result"
+        )
+    error.errno = exc.errno  # the message has no "[Errno N]" prefix
+    return error
 
 
 def _safe_stem(name: str) -> str:

@@ -317,6 +317,39 @@ def test_a_rerun_a_preview_and_a_cancel_leave_no_stray_store(
     assert errors == []
 
 
+def test_a_full_disk_under_the_store_is_one_line_and_leaves_no_store(
+    colorize_widget, run_and_wait, errors, results, monkeypatch
+):
+    import errno
+
+    viewer, widget = colorize_widget
+    _data, lazy = _dask_stack()
+    monkeypatch.setattr(lazy_result, "LAZY_RESULT_BYTES", 100)
+    create = lazy_result.create_result_store
+
+    class FullDisk:
+        def __init__(self, array):
+            self.array = array
+            self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+        def __setitem__(self, index, value):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full(*args, **kwargs):
+        store = create(*args, **kwargs)
+        store.array = FullDisk(store.array)
+        return store
+
+    monkeypatch.setattr(lazy_result, "create_result_store", full)
+    run_and_wait(widget, viewer.add_image(lazy, name="big", contrast_limits=(0, 255)))
+    assert len(errors) == 1
+    assert errors[0].startswith(f"the disk holding {str(results)!r} is full")
+    assert "NAPARI_COLORIZE_RESULTS" in errors[0]
+    assert "\n" not in widget.status.value
+    assert "big colorized" not in viewer.layers
+    assert list(results.iterdir()) == []  # nothing half-written left
+
+
 def test_stores_of_ended_processes_are_removed(results):
     results.mkdir(parents=True)
     stale = results / "old-pid999999999-1.zarr"

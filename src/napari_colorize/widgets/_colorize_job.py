@@ -96,15 +96,18 @@ def _colorize(job: ColorizeJob):
     if not job.lazy:
         return (yield from job.colorizer.run(job.array, rgb=job.rgb, value_range=job.value_range))
     from .. import images
-    from ..lazy_result import create_result_store
+    from ..lazy_result import create_result_store, store_write_error
 
     layout = images.describe(job.array, rgb=job.rgb)
     job.store = create_result_store(
         (*layout.leading_shape, *layout.spatial_shape, 3), name=job.source
     )
-    out = yield from job.colorizer.run(
-        job.array, job.store.array, rgb=job.rgb, value_range=job.value_range
-    )
+    try:
+        out = yield from job.colorizer.run(
+            job.array, job.store.array, rgb=job.rgb, value_range=job.value_range
+        )
+    except OSError as exc:
+        raise store_write_error(job.store, exc) from None
     return None if out is None else job.store.to_dask()
 
 
