@@ -37,11 +37,12 @@ def _truncated(path, seed=1):
 
 @pytest.fixture
 def files(tmp_path):
-    """A colour PNG, a text file named .png, an empty folder, a folder of text only."""
+    """A colour PNG, a text file and an empty file named .png, an empty folder, a text folder."""
     (tmp_path / "empty").mkdir()
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "readme.txt").write_text("no images here")
     (tmp_path / "notanimage.png").write_text("hello")
+    (tmp_path / "empty.png").write_bytes(b"")
     _colour_image(tmp_path / "photo.png")
     return tmp_path
 
@@ -73,6 +74,7 @@ BAD_INPUTS = [
     # (arguments, words the one error line must hold)
     (["--preset", "alpha", "--image", "notanimage.png"], ["notanimage.png", "not an image"]),
     (["--preset", "alpha", "--image", "missing.png"], ["missing.png", "no image file"]),
+    (["--preset", "alpha", "--image", "empty.png"], ["empty.png", "the file is empty"]),
     (["--preset", "alpha", "--data", "empty"], ["empty", "no images", "--image"]),
     (["--preset", "alpha", "--data", "text"], ["text", "no images", "--image"]),
     (["--preset", "alpha", "--data", "."], ["folder", "--image PATH", "--preset beta-punks"]),

@@ -137,7 +137,7 @@ def read_rgb(path, page: int | None = None) -> np.ndarray:
 def _unreadable_reason(path: Path, exc: Exception) -> str:
     """Why ``path`` could not be read, in words, with what to do."""
     if path.stat().st_size == 0:
-        return "the file is empty; remove it or copy the image again"
+        return "the file is empty (0 bytes); copy the image again or give another file"
     text = str(exc) or type(exc).__name__
     if "truncated" in text.lower() or isinstance(exc, EOFError):
         return "the image is truncated; remove it or copy it again"
