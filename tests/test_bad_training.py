@@ -199,6 +199,25 @@ def test_step_memory_grows_with_the_batch(tmp_path, one_torch_thread):
     assert estimate.largest_batch(estimate.bytes_for(10) * 2) >= 10
 
 
+@pytest.mark.parametrize("version", [2, 1])
+def test_a_cgroup_limit_caps_the_free_memory(tmp_path, version):
+    from napari_colorize.training.memory import _cgroup_room
+
+    mib = 2**20
+    if version == 2:
+        names, cache_key, folder = ("memory.max", "memory.current"), "inactive_file", tmp_path
+    else:
+        names = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        cache_key, folder = "total_inactive_file", tmp_path / "memory"
+        folder.mkdir()
+    (folder / names[0]).write_text(f"{1024 * mib}\n")
+    (folder / names[1]).write_text(f"{900 * mib}\n")
+    (folder / "memory.stat").write_text(f"anon 1\n{cache_key} {100 * mib}\n")
+    assert _cgroup_room(str(tmp_path)) == 224 * mib  # the limit - usage + droppable cache
+    (folder / names[0]).write_text("max\n" if version == 2 else f"{2**63 - 4096}\n")
+    assert _cgroup_room(str(tmp_path)) is None
+
+
 def _fail_allocation(exc):
     def training_step(self, batch, ctx):
         raise exc

@@ -63,26 +63,41 @@ class StepMemory:
         return max(0, int(room // max(self.per_item, 1)))
 
 
-def _cgroup_room() -> int | None:
-    """Bytes left under this process's cgroup (v2, else v1) memory limit, if there is one."""
-    pairs = (
-        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+def _cgroup_room(root: str = "/sys/fs/cgroup") -> int | None:
+    """Bytes left under this process's cgroup (v2, else v1) memory limit, if there is one.
+
+    Page cache the kernel can drop (``inactive_file``) counts as free, as it does
+    for the limit's OOM killer.
+    """
+    layouts = (
+        (f"{root}/", "memory.max", "memory.current", "inactive_file"),
         (
-            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+            f"{root}/memory/",
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "total_inactive_file",
         ),
     )
-    for limit_file, usage_file in pairs:
+    for folder, limit_name, usage_name, cache_key in layouts:
         try:
-            with open(limit_file) as f:
+            with open(folder + limit_name) as f:
                 limit = f.read().strip()
-            with open(usage_file) as f:
+            with open(folder + usage_name) as f:
                 usage = int(f.read().strip())
         except (OSError, ValueError):
             continue
         if limit == "max" or not limit.isdigit() or int(limit) >= 1 << 60:
             return None
-        return max(0, int(limit) - usage)
+        cache = 0
+        try:
+            with open(folder + "memory.stat") as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == cache_key:
+                        cache = int(value)
+        except (OSError, ValueError):
+            cache = 0
+        return max(0, int(limit) - usage + cache)
     return None
 
 
