@@ -17,7 +17,6 @@ from napari_colorize.widgets._result_store import store_of
 from napari_colorize.widgets._status_text import MAX_LINE, progress_text
 
 PLUGIN = "napari-colorize"
-RED = (1.0, 0.0, 0.0, 1.0)
 BLUE = dict(NEXT_COLORS)["blue"]
 
 
@@ -190,8 +189,8 @@ def test_the_next_point_colour_leaves_the_selected_point_alone(colorize_widget, 
     assert widget.next_color.combo.enabled
     assert "next point colour" in widget.hints_info.value
     assert "selected" in widget.next_color.combo.tooltip
-    widget.next_color.combo.value = RED if RED in dict(NEXT_COLORS).values() else NEXT_COLORS[0][1]
-    first = tuple(widget.next_color.color)
+    first = dict(NEXT_COLORS)["red"]
+    widget.next_color.combo.value = first
     points.add([[5, 5]])
     assert points.selected_data == {0}  # napari selects the point just added
     np.testing.assert_allclose(points.face_color[0], first)
@@ -200,6 +199,24 @@ def test_the_next_point_colour_leaves_the_selected_point_alone(colorize_widget, 
     points.add([[10, 10]])
     np.testing.assert_allclose(points.face_color[1], BLUE)
     np.testing.assert_allclose(points.face_color[0], first)
+
+
+def test_any_next_colour_from_the_colour_dialog(colorize_widget, monkeypatch):
+    from napari_colorize.widgets import _hint_points
+
+    viewer, widget = colorize_widget
+    points = viewer.add_points(np.zeros((0, 2)), name="hints")
+    widget.hints.value = points
+    monkeypatch.setattr(_hint_points, "ask_color", lambda parent, rgba: (0.2, 0.4, 0.6, 1.0))
+    widget.next_color.combo.value = _hint_points.OTHER_COLOR
+    assert widget.next_color.color == (0.2, 0.4, 0.6, 1.0)
+    assert widget.next_color.combo.value == (0.2, 0.4, 0.6, 1.0)  # offered from now on
+    points.add([[3, 3]])
+    np.testing.assert_allclose(points.face_color[0], (0.2, 0.4, 0.6, 1.0))
+    # cancelled: the previous colour stays
+    monkeypatch.setattr(_hint_points, "ask_color", lambda parent, rgba: None)
+    widget.next_color.combo.value = _hint_points.OTHER_COLOR
+    assert widget.next_color.combo.value == (0.2, 0.4, 0.6, 1.0)
 
 
 # --------------------------------------------------------- item 17: big stacks, progress
