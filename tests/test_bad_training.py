@@ -78,6 +78,7 @@ BAD_INPUTS = [
     (["--preset", "alpha", "--data", "empty"], ["empty", "no images", "--image"]),
     (["--preset", "alpha", "--data", "text"], ["text", "no images", "--image"]),
     (["--preset", "alpha", "--data", "."], ["folder", "--image PATH", "--preset beta-punks"]),
+    (["--preset", "beta-punks", "--data", "notanimage.png"], ["notanimage.png", "not an image"]),
     (["--preset", "beta-punks", "--data", "empty"], ["no usable colour images", "add colour"]),
     (["--preset", "beta-punks", "--data", "text"], ["no usable colour images", "add colour"]),
     (["--preset", "alpha", "--image", "photo.png", "--patch-size", "0"], ["--patch-size", "0"]),
