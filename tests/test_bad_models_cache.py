@@ -459,3 +459,54 @@ def test_downloads_and_conversions_get_the_umask_permissions(published):
     raw = registry.cache_dir() / "published-1234.pth"
     assert stat.S_IMODE(raw.stat().st_mode) == 0o644
     assert stat.S_IMODE(converted.stat().st_mode) == 0o644
+
+
+class _StallingHandler(_Handler):
+    """Sends the headers and half the file, then stalls (a download to be killed)."""
+
+    def do_GET(self):
+        body = b"\0" * 200_000
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        time.sleep(20)
+
+
+def test_sigkill_during_a_download_leaves_temporaries_that_the_next_use_removes(tmp_path):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StallingHandler)
+    httpd.daemon_threads = True
+    httpd.requests = []
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/big.safetensors"
+    script = (
+        "from napari_colorize import registry\n"
+        "registry.register_pretrained(registry.PretrainedModel('big', 'beta', source='url', "
+        f"filename='big.safetensors', url={url!r}, sha256='ab' * 32, size=200000))\n"
+        "registry.resolve_weights('big', progressbar=False)\n"
+    )
+    cache = registry.cache_dir()
+    child = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not (cache.is_dir() and any(cache.iterdir())):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        child.kill()
+        child.wait()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    left = list(cache.iterdir())
+    assert left, "the killed download left nothing to clean"
+    assert all(p.name.startswith("tmp") for p in left), left
+    for path in left:
+        _age(path, 2 * 3600)
+    registry.register_pretrained(
+        PretrainedModel("here", "tiny-test", source="url", filename="here.safetensors",
+                        url="http://127.0.0.1:9/here.safetensors", sha256="cd" * 32, size=1)
+    )  # fmt: skip
+    with pytest.raises(DownloadError):  # nothing answers: the cleaning is what matters
+        registry.resolve_weights("here", progressbar=False)
+    assert list(cache.iterdir()) == []

@@ -45,6 +45,8 @@ STALE_AFTER_S = 3600.0
 #: Younger temporaries of a dead process are kept (another machine sharing the
 #: folder may run a process with that id).
 _DEAD_GRACE_S = 60.0
+#: A temporary whose process id is in use is removed only this old (the id was reused).
+_REUSED_PID_AFTER_S = 24 * 3600.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,9 +79,9 @@ def remove_stale_temporaries(
     Only names of this package's and its downloaders' temporaries are
     considered (see the module docstring); other files are never touched. A
     temporary naming a process id is removed once that process has ended (and
-    the file is a minute old), or when nothing has written to it for
-    ``stale_after_s``; one without a process id only after ``stale_after_s``,
-    so a download running in another process is left alone.
+    the file is a minute old), or after a day untouched (the id was reused);
+    one without a process id after ``stale_after_s`` untouched, so a download
+    running in another process is left alone.
 
     Parameters
     ----------
@@ -109,7 +111,7 @@ def remove_stale_temporaries(
             continue
         if with_pid is not None:
             dead = not _pid_alive(int(with_pid.group(1)))
-            stale = (dead and age >= _DEAD_GRACE_S) or age >= stale_after_s
+            stale = age >= (_DEAD_GRACE_S if dead else max(stale_after_s, _REUSED_PID_AFTER_S))
         else:
             stale = age >= stale_after_s
         if not stale:
