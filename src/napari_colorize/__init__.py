@@ -6,7 +6,7 @@ modules load when a function that needs them is first called.
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "colorize"]
+__all__ = ["__version__", "colorize", "colorize_dask"]
 
 
 def colorize(array, model=None, **options):
@@ -47,3 +47,32 @@ def colorize(array, model=None, **options):
     from .inference import colorize as _colorize
 
     return _colorize(array, model=model, **options)
+
+
+def colorize_dask(darr, model=None, **options):
+    """Colorize a dask array lazily, for any dask scheduler (a ``dask.distributed`` cluster too).
+
+    Parameters
+    ----------
+    darr : dask.array.Array or array-like
+        As ``array`` in :func:`colorize`; each task colorizes whole planes.
+    model : str, path-like or torch.nn.Module, optional
+        As in :func:`colorize`. A name or checkpoint path is loaded once by each
+        worker process; a module is pickled once into the task graph.
+    **options
+        The options of :func:`colorize` (``reference``, ``hints``, ``value_range``,
+        ``chroma_size``, ``tile``, ``device``, ``temporal``, ...).
+
+    Returns
+    -------
+    dask.array.Array
+        RGB uint8, ``leading_shape + (H, W, 3)``, equal to :func:`colorize`'s result.
+
+    Examples
+    --------
+    >>> rgb = colorize_dask(da.from_zarr("in.zarr"), model="beta-punks")  # doctest: +SKIP
+    >>> rgb.to_zarr("out.zarr")  # doctest: +SKIP
+    """
+    from .dask_inference import colorize_dask as _colorize_dask
+
+    return _colorize_dask(darr, model=model, **options)

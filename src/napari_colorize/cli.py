@@ -417,9 +417,33 @@ def _add_colorize(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="inputs per pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--level",
+        type=int,
+        default=0,
+        metavar="N",
+        help="OME-Zarr inputs: the pyramid level to colorize (default 0, full resolution); "
+        "an OUT named *.ome.zarr is written as an OME-Zarr pyramid (pip install "
+        "'napari-colorize[ome-zarr]')",
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="zarr input: compute on this dask.distributed scheduler (tcp://host:8786 or a "
+        "scheduler file); the workers read the input and write OUT (a .zarr) themselves",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, metavar="N",
+        help="zarr input: compute on a local dask cluster of N worker processes",
+    )  # fmt: skip
 
 
 def _run_colorize(args) -> int:
+    from .cluster import is_zarr
+    from .ome_zarr import is_ome_zarr
+
+    plain_zarr = any(is_zarr(p) and not is_ome_zarr(p) for p in args.inputs)
+    if args.scheduler is not None or args.workers is not None or plain_zarr:
+        return _run_colorize_zarr(args)
     from tqdm import tqdm
 
     from .files import colorize_file, find_images, plan_jobs, remove_stale_temporaries
@@ -455,7 +479,10 @@ def _run_colorize(args) -> int:
                 bar.refresh()
 
             try:
-                colorize_file(colorizer, job, progress=progress, overwrite=args.overwrite)
+                colorize_file(
+                    colorizer, job, progress=progress, overwrite=args.overwrite,
+                    level=args.level, about=_about_run(args),
+                )  # fmt: skip
                 written += 1
             except KeyboardInterrupt:
                 raise
@@ -467,6 +494,69 @@ def _run_colorize(args) -> int:
     total = len(jobs) + len(problems) + len(refused)
     print(f"colorized {written} of {total} file(s) into {args.output}")
     return 1 if failed else 0
+
+
+def _run_colorize_zarr(args) -> int:
+    """A zarr array colorized into a zarr array by dask (a cluster with --scheduler/--workers)."""
+    import time
+
+    from .cluster import colorize_zarr, connect, is_zarr
+
+    if len(args.inputs) != 1 or not is_zarr(args.inputs[0]):
+        return _fail(
+            "--scheduler and --workers colorize one zarr array (a folder IN.zarr); got "
+            + ", ".join(args.inputs)
+        )
+    options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.temporal:
+        options["temporal"] = True
+    if args.chroma_size is not None:
+        options["chroma_size"] = args.chroma_size or None
+    model = args.model
+    if args.reference:
+        if model not in (None, "reference"):
+            return _fail(f"--reference cannot be combined with --model {model}")
+        options["reference"] = _read_references(args.reference)
+    if args.hints is not None:
+        from .hints import read_hints_csv
+
+        def hints(layout, path=args.hints):
+            return read_hints_csv(path, layout.leading_shape + layout.spatial_shape)
+
+        options["hints"] = hints
+    elif model == "propagate":
+        return _fail("--model propagate spreads colour hints: give --hints hints.csv")
+    start = time.perf_counter()
+    try:
+        import dask.array  # noqa: F401
+
+        if args.scheduler is not None or args.workers is not None:
+            import distributed  # noqa: F401
+    except ImportError:
+        return _fail(
+            "zarr inputs, --scheduler and --workers need dask.distributed: "
+            "pip install 'napari-colorize[distributed]'"
+        )
+    with connect(args.scheduler, args.workers) as client:
+        where = "local threads" if client is None else f"scheduler {client.scheduler.address}"
+        print(f"colorizing {args.inputs[0]} on {where}", file=sys.stderr)
+        colorize_zarr(
+            args.inputs[0], args.output, model=model, overwrite=args.overwrite,
+            progress=sys.stderr.isatty(), **options,
+        )  # fmt: skip
+    print(f"colorized {args.inputs[0]} into {args.output} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _about_run(args) -> dict:
+    """What the command line asked for, recorded in OME-Zarr results."""
+    about = {"model": args.model or "chosen per image"}
+    if args.reference:
+        about["reference"] = [str(path) for path in args.reference]
+    if args.hints:
+        about["hints"] = str(args.hints)
+    return about
 
 
 def _read_references(paths):
