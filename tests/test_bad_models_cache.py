@@ -421,7 +421,7 @@ def test_read_only_cache_advice_names_another_cache(tmp_path, monkeypatch):
     finally:
         cache.chmod(0o755)
     message = str(info.value)
-    assert f"The cache folder {cache} is not writable" in message
+    assert f"weights.pth: the cache folder {cache} is not writable" in message
     assert "set the environment variable NAPARI_COLORIZE_CACHE to a folder you can write to" in (
         message
     )

@@ -139,7 +139,7 @@ def writable(folder: str | os.PathLike) -> bool:
 
 _SET_CACHE = (
     f"set the environment variable {CACHE_ENV} to a folder you can write to "
-    f"(e.g. {CACHE_ENV}=$HOME/napari-colorize-cache)"
+    "(for example $HOME/napari-colorize-cache)"
 )
 
 

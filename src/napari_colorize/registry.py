@@ -771,9 +771,8 @@ def _offline_advice(entry: PretrainedModel, target: Path) -> str:
         "napari_colorize.registry.load_model(PATH)"
     )
     if not _cache.writable(target.parent):  # copying it there is no advice then
-        advice = _cache.read_only_advice(target.parent)
         return (
-            f"{advice[0].upper()}{advice[1:]}; or fetch {entry.url} "
+            f"{_cache.read_only_advice(target.parent)}, or fetch {entry.url} "
             f"(sha256 {digest}) into any folder and {by_path}"
         )
     return (
@@ -783,12 +782,10 @@ def _offline_advice(entry: PretrainedModel, target: Path) -> str:
 
 
 def _download_failed(entry: PretrainedModel, target: Path, exc: Exception) -> DownloadError:
-    # with a read-only cache, pooch's own words add nothing to the advice
-    why = f" ({type(exc).__name__}: {exc})" if _cache.writable(target.parent) else ""
-    return DownloadError(
-        f"could not download the weights of model {entry.name!r} from {entry.url}{why}. "
-        + _offline_advice(entry, target)
-    )
+    what = f"could not download the weights of model {entry.name!r} from {entry.url}"
+    if not _cache.writable(target.parent):  # the reason, in the first sentence
+        return DownloadError(f"{what}: {_offline_advice(entry, target)}")
+    return DownloadError(f"{what} ({type(exc).__name__}: {exc}). {_offline_advice(entry, target)}")
 
 
 def _download(entry: PretrainedModel, progress, progressbar: bool) -> Path:
