@@ -63,9 +63,9 @@ def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tu
     Parameters
     ----------
     paths : iterable of path-like
-        Files (taken as given, whatever their suffix) and folders (their
-        files with a suffix in :data:`IMAGE_SUFFIXES`, sorted, not recursive,
-        hidden files skipped).
+        Files (taken as given, whatever their suffix), OME-Zarr image folders,
+        and other folders (their files with a suffix in :data:`IMAGE_SUFFIXES`
+        and their OME-Zarr images, sorted, not recursive, hidden ones skipped).
 
     Returns
     -------
@@ -76,14 +76,17 @@ def find_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tu
     """
     files: list[Path] = []
     problems: list[tuple[Path, str]] = []
+    from .ome_zarr import is_ome_zarr
+
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
+        if is_ome_zarr(path):  # an OME-Zarr folder is one image
+            files.append(path)
+        elif path.is_dir():
             found = sorted(
                 p
                 for p in path.iterdir()
-                if p.is_file()
-                and p.suffix.lower() in IMAGE_SUFFIXES
+                if ((p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) or is_ome_zarr(p))
                 and not p.name.startswith(".")
             )
             if not found:
@@ -116,12 +119,13 @@ def plan_jobs(
     output = Path(output).expanduser()
     suffix = output.suffix.lower()
     as_file = len(files) == 1 and suffix in IMAGE_SUFFIXES and not output.is_dir()
+    as_file = as_file or (len(files) == 1 and suffix == ".zarr")  # an OME-Zarr result
     supported = ", ".join(IMAGE_SUFFIXES)
     reason = None
     if not as_file and not output.is_dir():
         if suffix in _OTHER_IMAGE_SUFFIXES:
             reason = f"cannot write {suffix} files; name the output with one of {supported}"
-        elif suffix in IMAGE_SUFFIXES:
+        elif suffix in (*IMAGE_SUFFIXES, ".zarr"):
             reason = f"{len(files)} inputs need a folder as -o, not the file name {output.name}"
         elif output.exists():
             reason = (
@@ -182,12 +186,13 @@ def read_image(path: str | os.PathLike) -> Any:
     Parameters
     ----------
     path : path-like
-        PNG, JPEG or TIFF (multi-page TIFFs are stacks).
+        PNG, JPEG or TIFF (multi-page TIFFs are stacks), or an OME-Zarr
+        image folder (level 0, see :mod:`napari_colorize.ome_zarr`).
 
     Returns
     -------
     array-like
-        numpy array, ``np.memmap`` or zarr array. Of gray+alpha images
+        numpy array, ``np.memmap``, zarr or dask array. Of gray+alpha images
         (a last axis of 2 entries) only the gray channel.
 
     Raises
@@ -197,6 +202,10 @@ def read_image(path: str | os.PathLike) -> Any:
         says what went wrong.
     """
     path = Path(path)
+    from .ome_zarr import is_ome_zarr, read_ome_zarr
+
+    if is_ome_zarr(path):
+        return read_ome_zarr(path)[0]
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(
@@ -328,6 +337,8 @@ def colorize_file(
     *,
     progress: Callable[[Any], None] | None = None,
     overwrite: bool = True,
+    level: int = 0,
+    about: dict | None = None,
 ) -> Path:
     """Colorize one file into ``job.target``, atomically.
 
@@ -344,6 +355,10 @@ def colorize_file(
         Replace an existing ``job.target``; if False, a target that exists
         when the result is complete (another run wrote it meanwhile) is kept
         and ``FileExistsError`` raised.
+    level : int
+        The level of an OME-Zarr input to colorize (0: full resolution).
+    about : dict, optional
+        What made the result (e.g. the model's name), recorded in an OME-Zarr result.
 
     Returns
     -------
@@ -360,8 +375,17 @@ def colorize_file(
     """
     from . import images
     from .checkpoint import atomic_write
+    from .ome_zarr import colorize_ome_zarr, is_ome_zarr, read_ome_zarr
 
-    array = read_image(job.source)
+    if level and not is_ome_zarr(job.source):
+        raise ValueError(f"--level {level} is for OME-Zarr inputs; it has one level")
+    if job.target.suffix.lower() == ".zarr":
+        source = job.source if is_ome_zarr(job.source) else read_image(job.source)
+        return colorize_ome_zarr(
+            source, job.target, colorizer=colorizer, level=level, overwrite=overwrite,
+            about={"source": str(job.source), **(about or {})}, progress=progress,
+        )  # fmt: skip
+    array = read_ome_zarr(job.source, level)[0] if level else read_image(job.source)
     layout = images.describe(array)
     if callable(colorizer) and not hasattr(colorizer, "run"):
         colorizer = colorizer(layout)
