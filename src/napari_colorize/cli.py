@@ -1,4 +1,4 @@
-"""The ``napari-colorize`` command: colorize, train, evaluate, models, demo.
+"""The ``napari-colorize`` command: colorize, train, evaluate, models, export, demo.
 
 Each subcommand only parses its arguments, calls the library and prints; the
 work itself lives in the library modules. Each section below belongs to one
@@ -654,9 +654,35 @@ def _run_demo(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ export
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as a bioimage.io model package",
+        description="Write MODEL as a bioimage.io model package: a zip with a TorchScript "
+        "graph (gray in, RGB out, the input's lightness kept), test tensors, a cover and the "
+        "model's metrics, which bioimage.io tools (bioimageio.core, deepImageJ, ilastik) run "
+        "without napari-colorize. Needs pip install 'napari-colorize[bioimageio]'.",
+    )
+    p.add_argument("model", metavar="MODEL", help="registered model name or checkpoint file")
+    p.add_argument("--bioimageio", required=True, metavar="OUT.zip", help="package to write")
+    p.add_argument("--name", help="the package's name (default: from the model)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT.zip")
+
+
+def _run_export(args) -> int:
+    from .export import export_bioimageio
+
+    path = export_bioimageio(args.model, args.bioimageio, name=args.name, overwrite=args.overwrite)
+    print(f"wrote {path}; use it with --model {path}, test it with: bioimageio test {path}")
+    return 0
+
+
 # ---------------------------------------------------------------- commands
 
-_COMMANDS = ["models", "evaluate", "train", "colorize", "demo"]
+_COMMANDS = ["models", "evaluate", "train", "colorize", "export", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

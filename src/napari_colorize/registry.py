@@ -1063,7 +1063,9 @@ def load_model(
     name_or_path : str or path-like
         A registered model name (:func:`list_models`) or a checkpoint path. A
         ``.pt``/``.pth`` state dict is accepted when it is a copy of a published
-        file (recognised by name or sha256) or when ``arch`` is given.
+        file (recognised by name or sha256) or when ``arch`` is given. A
+        bioimage.io package (``.zip``, ``rdf.yaml`` or its folder) with a gray
+        input and an RGB output is loaded by :mod:`napari_colorize.bioimageio`.
     device : str or torch.device
         ``"cpu"``, ``"cuda"``, ``"mps"`` or ``"auto"``.
     progress, progressbar
@@ -1077,8 +1079,14 @@ def load_model(
         In eval mode, on ``device``.
     meta : CheckpointMeta
     """
+    from .bioimageio import is_package
     from .devices import resolve_device
 
+    named = isinstance(name_or_path, str) and name_or_path in _entries()
+    if is_package(name_or_path) and arch is None and not named:
+        from .bioimageio.loading import load_package
+
+        return load_package(name_or_path, device=device)
     key = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     entry = None
     if isinstance(key, str) and key in _entries() and not isinstance(name_or_path, os.PathLike):
