@@ -44,6 +44,7 @@ class ColorizeJob:
     method: Any = None  # a fitted guided method (a ReferenceColorizer) used instead of model
     plane: tuple | None = None  # the stack plane a single-plane run colorizes
     live: bool = False
+    temporal: bool = False  # consistent colours along the stack's scroll axis
     lazy: bool = False  # write the result to a zarr store on disk, shown as dask
     leading_shape: tuple = ()  # the stack axes of ``array``
     colorizer: Any = None
@@ -129,6 +130,7 @@ def run_job(job: ColorizeJob):
             device=job.device,
             chroma_size=chroma_size,
             hints=hints,
+            temporal=job.temporal,
         )
         if job.stop:
             return JobResult()

@@ -55,6 +55,7 @@ from ._status_text import progress_text, short_error
 from ._viewer import (
     compact_combos,
     layer_geometry,
+    scroll_rows,
     wrapping_label,
 )
 
@@ -76,6 +77,12 @@ METHODS = [
 ]
 ALL_PLANES = "all planes"
 CURRENT_PLANE = "current plane (preview)"
+TEMPORAL_TIP = (
+    "Colour a time-lapse or z-stack consistently: planes are coloured one after another, "
+    "hints on any plane follow the motion to the other planes, and colours are blended "
+    "with the previous plane's where the motion is reliable (cuts are detected). Leave it "
+    "off for a stack of unrelated images."
+)
 #: Working sizes offered: the model's own default, fixed sizes, or full resolution (0).
 WORKING_SIZES = [
     ("model default", "auto"),
@@ -219,6 +226,11 @@ class ColorizeWidget(Container):
             value=ALL_PLANES,
             tooltip="Colorize every plane of a stack, or only the one shown (a quick preview).",
         )
+        self.temporal = CheckBox(
+            text="consistent across planes",
+            value=False,
+            tooltip=TEMPORAL_TIP,
+        )
         self.full_resolution = CheckBox(
             text="full resolution (multiscale)",
             value=False,
@@ -237,7 +249,7 @@ class ColorizeWidget(Container):
         self.live = CheckBox(
             text="live: re-colorize the plane on hint edits", value=True,
             tooltip="Re-colorize the current plane whenever a hint is added, moved, painted "
-            "or recoloured.",
+            "or recoloured (the whole stack, from the hints, with 'consistent across planes').",
         )  # fmt: skip
         self.next_color = NextPointColor(lambda: self.native)
         self.hints_info = Label(value="")
@@ -255,6 +267,7 @@ class ColorizeWidget(Container):
                 self.device,
                 self.chroma_size,
                 self.stack,
+                self.temporal,
                 self.full_resolution,
                 self.add_lab,
                 self.hints,
@@ -280,6 +293,7 @@ class ColorizeWidget(Container):
         self._live_timer.setInterval(LIVE_DEBOUNCE_MS)
         self._live_timer.timeout.connect(self.live_run)
         self.image.changed.connect(self._on_image_changed)
+        self.stack.changed.connect(self._update_temporal_support)
         self.model.changed.connect(self._on_model_changed)
         self.reference.changed.connect(self._on_reference_changed)
         # a new colour layer can be a reference: the automatic choice looks again
@@ -304,6 +318,7 @@ class ColorizeWidget(Container):
         self._update_model_info()
         if probe:
             self.refresh_choices()
+        scroll_rows(self)  # last: the rows move into a scroll area for short screens
 
     # ------------------------------------------------------------ choices
 
@@ -442,6 +457,7 @@ class ColorizeWidget(Container):
     def _on_image_changed(self, _value=None) -> None:
         layer = self.image.value
         self.stack.enabled = layer is not None and layer.ndim > 2
+        self._update_temporal_support()
         self.full_resolution.enabled = layer is not None and bool(layer.multiscale)
         self.reference.reset_choices()
         if self._auto_model and layer is not None:
@@ -449,6 +465,21 @@ class ColorizeWidget(Container):
         self._update_reference_support()
         if hasattr(self, "hints"):
             fit_point_size(self.hints.value, layer)
+
+    def _update_temporal_support(self, _value=None) -> None:
+        """The check box applies to a stack coloured whole; its tooltip says when it does."""
+        layer = self.image.value
+        stack = isinstance(layer, Image) and layer.ndim - (3 if layer.rgb else 2) > 0
+        whole = self.stack.value == ALL_PLANES
+        self.temporal.enabled = stack and whole
+        if not stack:
+            why = "Applies to stacks (time-lapses, z-stacks); this image is a single plane."
+        elif not whole:
+            why = "Applies when every plane is colorized (stack: all planes)."
+        else:
+            axis = layer.axis_labels[layer.ndim - (4 if layer.rgb else 3)]
+            why = f"Applies along the axis '{axis}' (the last one before the image's)."
+        self.temporal.tooltip = f"{TEMPORAL_TIP}\n\n{why}"
 
     def _on_layers_changed(self, _event=None) -> None:
         self.reference.reset_choices()
@@ -637,7 +668,8 @@ class ColorizeWidget(Container):
         self._live_job = job
         self._live_workers.add(worker)
         self.live_counts["started"] += 1
-        self.status.value = "live: colorizing the current plane..."
+        what = "the stack" if job.temporal else "the current plane"
+        self.status.value = f"live: colorizing {what}..."
         worker.start()
         return worker
 
@@ -718,7 +750,9 @@ class ColorizeWidget(Container):
             shapes = [tuple(level_data.shape) for level_data in layer.data]
             level = choose_level(shapes, layer.data_level, self.full_resolution.value)
         plane = None
-        if ndim > 2 and (live or self.stack.value == CURRENT_PLANE):
+        temporal = bool(self.temporal.value and self.temporal.enabled)
+        # live with consistent planes re-colours the whole stack from the edited hints
+        if ndim > 2 and ((live and not temporal) or self.stack.value == CURRENT_PLANE):
             point = layer.world_to_data(self._viewer.dims.point)
             plane = plane_index(point, layer.level_shapes[0], ndim - 2)
         selection = select_source(
@@ -753,6 +787,7 @@ class ColorizeWidget(Container):
                 round(o / f) for o, f in zip(selection.offset[: ndim - 2], selection.factors)
             ),
             live=live,
+            temporal=temporal and plane is None,
             # a large lazy stack is written to disk, not into memory
             lazy=plane is None and not live and wants_lazy_result(selection.array, result_shape),
             leading_shape=tuple(layout.leading_shape),
