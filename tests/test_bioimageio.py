@@ -123,8 +123,8 @@ def test_package_as_model_gives_the_original_colours(package):
         gray = _gray(*shape)
         want = colorize(gray, model="beta-punks", device="cpu").astype(int)
         got = colorize(gray, model=str(package), device="cpu").astype(int)
-        assert np.abs(got - want).max() <= 2, shape
-        assert np.abs(got - want).mean() < 0.05
+        assert np.abs(got - want).max() <= 1, shape
+        assert np.abs(got - want).mean() < 0.01
 
 
 def test_package_folder_and_rdf_yaml_are_models_too(unpacked):

@@ -676,7 +676,7 @@ def _run_export(args) -> int:
     from .export import export_bioimageio
 
     path = export_bioimageio(args.model, args.bioimageio, name=args.name, overwrite=args.overwrite)
-    print(f"wrote {path}; use it with --model {path}, test it with: bioimageio test {path}")
+    print(f"wrote {path}; use it with --model {path} (bioimageio.core: bioimageio test {path})")
     return 0
 
 
