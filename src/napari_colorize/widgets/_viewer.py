@@ -75,7 +75,7 @@ def scroll_rows(container, min_width: int = 300) -> None:
     too. ``min_width`` keeps the rows readable when the dock is narrowed.
     """
     from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+    from qtpy.QtWidgets import QFrame, QSizePolicy, QVBoxLayout, QWidget
 
     outer = container.native
     rows = outer.layout()
@@ -85,16 +85,44 @@ def scroll_rows(container, min_width: int = 300) -> None:
     items = (rows.itemAt(i).widget() for i in range(rows.count()))
     if not any(w is not None and w.sizePolicy().verticalPolicy() in growing for w in items):
         rows.addStretch()  # what napari adds to a dock that does not grow: rows at the top
-    scroll = QScrollArea()
+    scroll = _rows_scroll_class()(min_width)
     scroll.setObjectName("napari_colorize_scroll")
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     scroll.setWidget(body)
-    scroll.setMinimumWidth(min_width)
     layout = QVBoxLayout(outer)
     layout.setContentsMargins(0, 0, 0, 0)
     layout.addWidget(scroll)
+
+
+@cache
+def _rows_scroll_class():
+    """A vertical scroll area as wide as its rows need (their styled size, known only late)."""
+    from qtpy.QtWidgets import QScrollArea
+
+    class RowsScroll(QScrollArea):
+        def __init__(self, min_width: int):
+            super().__init__()
+            self._min_width = min_width
+
+        def _width_for(self, rows_width: int) -> int:
+            bar = self.verticalScrollBar().sizeHint().width()
+            return max(self._min_width, rows_width + bar + 2 * self.frameWidth())
+
+        def minimumSizeHint(self):
+            hint = super().minimumSizeHint()
+            if self.widget() is not None:
+                hint.setWidth(self._width_for(self.widget().minimumSizeHint().width()))
+            return hint
+
+        def sizeHint(self):
+            hint = super().sizeHint()
+            if self.widget() is not None:
+                hint.setWidth(self._width_for(self.widget().sizeHint().width()))
+            return hint
+
+    return RowsScroll
 
 
 def is_plugin_output(layer) -> bool:
