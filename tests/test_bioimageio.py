@@ -11,13 +11,13 @@ import pytest
 import torch
 
 pytest.importorskip("bioimageio.spec")
-# torch >= 2.10 deprecates TorchScript, which bioimage.io packages (and these tests) run on
-pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit:DeprecationWarning")
-
 from napari_colorize import cli, colorize
 from napari_colorize import color as C
 from napari_colorize.bioimageio import graph as G
 from napari_colorize.errors import CheckpointError, ColorizeError
+
+# torch >= 2.10 deprecates TorchScript, which bioimage.io packages (and these tests) run on
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit:DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
@@ -162,14 +162,15 @@ class _Sepia(torch.nn.Module):
         return (x[..., None] * tint).clamp(0.0, 1.0) * 255.0
 
 
-def _foreign_package(tmp_path, module, *, out_channels=3):
+def _foreign_package(tmp_path, module, *, out_channels=3, batch=True, stretch=False):
     """A package with its own axis order, value ranges and preprocessing."""
     import bioimageio.spec as spec
     from bioimageio.spec.model import v0_5 as m
 
     scripted = torch.jit.script(module)
     scripted.save(str(tmp_path / "w.pt"))
-    x = np.round(np.linspace(0, 255, 16 * 16)).astype(np.uint8).reshape(1, 16, 16)
+    x = np.round(np.linspace(0, 255, 16 * 16)).astype(np.uint8).reshape(16, 16)
+    x = x[None] if batch else x
     with torch.no_grad():
         y = scripted(torch.from_numpy(x.astype(np.float32) / 255.0)).numpy()
     np.save(tmp_path / "in.npy", x)
@@ -188,7 +189,7 @@ def _foreign_package(tmp_path, module, *, out_channels=3):
             m.InputTensorDescr(
                 id=gray,
                 axes=[
-                    m.BatchAxis(),
+                    *([m.BatchAxis()] if batch else []),
                     m.SpaceInputAxis(id=m.AxisId("y"), size=size),
                     m.SpaceInputAxis(id=m.AxisId("x"), size=size),
                 ],
@@ -196,7 +197,9 @@ def _foreign_package(tmp_path, module, *, out_channels=3):
                 data=m.IntervalOrRatioDataDescr(type="uint8"),
                 preprocessing=[
                     m.EnsureDtypeDescr(kwargs=m.EnsureDtypeKwargs(dtype="float32")),
-                    m.ScaleLinearDescr(kwargs=m.ScaleLinearKwargs(gain=1 / 255)),
+                    m.ScaleRangeDescr(kwargs=m.ScaleRangeKwargs(max_percentile=100.0))
+                    if stretch
+                    else m.ScaleLinearDescr(kwargs=m.ScaleLinearKwargs(gain=1 / 255)),
                 ],
             )
         ],
@@ -204,7 +207,7 @@ def _foreign_package(tmp_path, module, *, out_channels=3):
             m.OutputTensorDescr(
                 id=rgb,
                 axes=[
-                    m.BatchAxis(),
+                    *([m.BatchAxis()] if batch else []),
                     m.SpaceOutputAxis(
                         id=m.AxisId("y"),
                         size=m.SizeReference(tensor_id=gray, axis_id=m.AxisId("y")),
@@ -232,8 +235,10 @@ def _foreign_package(tmp_path, module, *, out_channels=3):
     return path
 
 
-def test_a_foreign_gray_to_rgb_package_is_a_model(tmp_path):
-    path = _foreign_package(tmp_path, _Sepia())
+@pytest.mark.parametrize(("batch", "stretch"), [(True, False), (False, True)])
+def test_a_foreign_gray_to_rgb_package_is_a_model(tmp_path, batch, stretch):
+    # axes (batch, y, x) -> (batch, y, x, channel), or without batch axes; 0-255 in and out
+    path = _foreign_package(tmp_path, _Sepia(), batch=batch, stretch=stretch)
     gray = _gray(50, 45)  # not a multiple of the package's size step: padded, cropped
     rgb = colorize(gray, model=str(path), device="cpu", chroma_size=None)
     lab = C.rgb_to_lab(rgb)
