@@ -216,6 +216,18 @@ def test_write_rgb_for_the_widget_and_napari_ome_zarr_shows_rgb(tmp_path):
     assert meta["scale"] == [2.0, 0.5, 0.5]
 
 
+def test_write_rgb_takes_a_napari_layers_defaults(tmp_path):
+    napari_layers = pytest.importorskip("napari.layers")
+    layer = napari_layers.Image(np.zeros((2, 8, 10, 3), np.uint8), rgb=True)
+    out = write_rgb_ome_zarr(
+        layer.data, tmp_path / "layer.ome.zarr", axes=layer.axis_labels, units=layer.units,
+        scale=layer.scale, translate=layer.translate,
+    )  # fmt: skip
+    _, ms = _multiscale(out)
+    assert [a["name"] for a in ms["axes"]] == ["c", "z", "y", "x"]
+    assert all("unit" not in a for a in ms["axes"])
+
+
 def test_failure_midway_leaves_no_folder(tmp_path):
     class Broken:
         stopped = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -504,10 +505,12 @@ def write_rgb_ome_zarr(
         The OME-Zarr folder (e.g. ``result.ome.zarr``).
     axes : sequence of str, optional
         Names of the axes without the colour axis (a layer's
-        ``axis_labels``); default ``y, x`` with ``z`` and ``t`` before them.
+        ``axis_labels``); default (also for napari's default labels ``-3,
+        -2, -1``) ``y, x`` with ``z`` and ``t`` before them.
         ``t``/``time`` are time axes, ``z`` and the last two are spatial.
     units : sequence of str, optional
-        Unit per axis (a layer's ``units``, e.g. ``"micrometer"``).
+        Unit per axis (a layer's ``units``, e.g. ``"micrometer"``; pint units
+        are written by name, ``"pixel"`` as no unit).
     scale, translate : sequence of float, optional
         Pixel size and origin per axis (a layer's ``scale`` and ``translate``).
     levels : int, optional
@@ -536,8 +539,11 @@ def write_rgb_ome_zarr(
             f"expected RGB uint8 of shape (..., H, W, 3), got {np.dtype(rgb.dtype)} {shape}"
         )
     gray_shape = shape[:-1]
-    names = axes if axes is not None else [a["name"] for a in _plain_spec(gray_shape).axes]
-    spec = _spec_from(gray_shape, names, units, scale, translate)
+    if axes is None or all(re.fullmatch(r"-?\d+", str(name)) for name in axes):
+        axes = [a["name"] for a in _plain_spec(gray_shape).axes]  # napari's default labels
+    if units is not None:  # pint units (napari's layer.units); napari's "pixel" is no unit
+        units = [None if u is None or str(u) in ("", "pixel") else str(u) for u in units]
+    spec = _spec_from(gray_shape, axes, units, scale, translate)
     spec.about = _about(about)
     spec = extend_levels(spec, levels)
 
