@@ -57,8 +57,9 @@ class PackageNetwork(nn.Module):
         self.in_axes = [self._axis(a, "input", source) for a in inp.axes]
         self.out_axes = [self._axis(a, "output", source) for a in out.axes]
         self.in_names, self.out_names = _names(inp.axes), _names(out.axes)
-        self.in_ids = {a.type: str(a.id) for a in inp.axes}
-        self.out_ids = {a.type: str(a.id) for a in out.axes}
+        # each canonical axis name (batch, channel, y, x) -> the package's axis id
+        self.in_ids = {n: str(a.id) for n, a in zip(self.in_names, inp.axes)}
+        self.out_ids = {n: str(a.id) for n, a in zip(self.out_names, out.axes)}
         types = [t for t, _ in self.in_axes]
         if types.count("space") != 2 or any(t not in ("batch", "channel", "space") for t in types):
             raise _fail(source, f"its input has axes {types}; only 2D gray images are supported")
@@ -100,17 +101,22 @@ class PackageNetwork(nn.Module):
             raise _fail(source, f"{name} with a reference tensor is not supported")
         return name, kwargs
 
-    def _dims(self, kwargs, ids, ndim_names) -> list[int]:
+    @staticmethod
+    def _dims(kwargs, ids) -> list[int]:
+        """The dims of (N, C, H, W) a statistic reduces over; never the batch.
+
+        The engine's batches are tiles and planes put together for speed, so
+        statistics are per sample whatever the package says about its batch axis.
+        """
         axes = getattr(kwargs, "axes", None)
         if axes is None:
-            return list(range(len(ndim_names)))
+            return [1, 2, 3]
         wanted = {str(a) for a in axes}
-        return [i for i, t in enumerate(ndim_names) if ids.get(t) in wanted or t in wanted]
+        names = ("batch", "channel", "y", "x")
+        return [i for i in (1, 2, 3) if ids.get(names[i]) in wanted] or [1, 2, 3]
 
     def _process(self, ops, x, ids):
-        # x is (N, C, H, W); names of those dims by axis type
-        names = ["batch", "channel", "y", "x"]
-        ids = {"batch": ids.get("batch"), "channel": ids.get("channel"), "y": "y", "x": "x"}
+        # x is (N, C, H, W); ids maps batch, channel, y, x to the package's axis ids
         for name, kw in ops:
             if name == "ensure_dtype":
                 continue
@@ -132,12 +138,12 @@ class PackageNetwork(nn.Module):
                 shape = (1, -1, 1, 1) if mean.ndim else ()
                 x = (x - mean.reshape(shape)) / std.reshape(shape)
             elif name == "zero_mean_unit_variance":
-                dims = self._dims(kw, ids, names)
+                dims = self._dims(kw, ids)
                 mean = x.mean(dim=dims, keepdim=True)
                 std = x.std(dim=dims, keepdim=True, unbiased=False)
                 x = (x - mean) / (std + kw.eps)
             elif name == "scale_range":
-                dims = self._dims(kw, ids, names)
+                dims = self._dims(kw, ids)
                 keep = [i for i in range(4) if i not in dims]
                 flat = x.permute(*keep, *dims).reshape(*[x.shape[i] for i in keep], -1)
                 q = torch.tensor(
