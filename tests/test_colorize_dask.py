@@ -21,7 +21,7 @@ def client(tmp_path_factory):
         mp.setenv("OMP_NUM_THREADS", "1")
         with (
             distributed.LocalCluster(
-                n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+                n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
             ) as cluster,
             distributed.Client(cluster) as client,
         ):
@@ -147,6 +147,16 @@ def test_rgb_and_single_image():
     )
 
 
+def test_reference():
+    rng = np.random.default_rng(5)
+    reference = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+    stack = _stack(2)
+    np.testing.assert_array_equal(
+        colorize_dask(stack, reference=reference).compute(scheduler="sync"),
+        colorize(stack, reference=reference),
+    )
+
+
 @pytest.mark.parametrize(
     ("options", "words"),
     [
@@ -212,10 +222,18 @@ def test_cli_zarr_local_threads_and_errors(tmp_path, capsys, monkeypatch):
          "--workers"),
         (["colorize", str(tmp_path / "in.zarr"), "-o", str(tmp_path / "y.zarr"), "--scheduler",
           "tcp://127.0.0.1:1"], "cannot reach"),
+        (["colorize", str(tmp_path / "in.zarr"), "-o", str(tmp_path / "y.ome.zarr"),
+          "--workers", "1"], "plain zarr"),
+        (["colorize", str(tmp_path / "group.zarr"), "-o", str(tmp_path / "y.zarr")],
+         "group.zarr/in"),
     ]  # fmt: skip
+    zarr.open_group(str(tmp_path / "group.zarr"), mode="w").create_array(
+        "in", shape=(4, 4), dtype="uint8"
+    )
     for argv, words in bad:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert words in err, err
         assert "Traceback" not in err
-    assert not [p for p in tmp_path.iterdir() if p.name not in ("in.zarr", "out.zarr", "a.png")]
+    kept = ("in.zarr", "out.zarr", "a.png", "group.zarr")
+    assert not [p for p in tmp_path.iterdir() if p.name not in kept]

@@ -500,7 +500,7 @@ def _run_colorize_zarr(args) -> int:
     """A zarr array colorized into a zarr array by dask (a cluster with --scheduler/--workers)."""
     import time
 
-    from .cluster import colorize_zarr, connect, is_zarr
+    from .cluster import check_paths, colorize_zarr, connect, is_zarr
 
     if len(args.inputs) != 1 or not is_zarr(args.inputs[0]):
         return _fail(
@@ -538,6 +538,7 @@ def _run_colorize_zarr(args) -> int:
             "zarr inputs, --scheduler and --workers need dask.distributed: "
             "pip install 'napari-colorize[distributed]'"
         )
+    check_paths(args.inputs[0], args.output, overwrite=args.overwrite)  # before any cluster
     with connect(args.scheduler, args.workers) as client:
         where = "local threads" if client is None else f"scheduler {client.scheduler.address}"
         print(f"colorizing {args.inputs[0]} on {where}", file=sys.stderr)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["colorize_zarr", "connect", "is_zarr"]
+__all__ = ["check_paths", "colorize_zarr", "connect", "is_zarr"]
 
 #: Largest side of a stored result chunk: whole planes are computed, stored in pieces.
 STORE_CHUNK = 1024
@@ -77,7 +77,7 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
     if workers is not None:
         with (
             LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
             ) as cluster,
             Client(cluster) as client,
         ):
@@ -106,6 +106,14 @@ def _open(source: Path):
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise ValueError(f"cannot open {source} as zarr: {reason}") from None
     if not hasattr(node, "shape"):
+        from .ome_zarr import is_ome_zarr
+
+        if is_ome_zarr(source):
+            raise ValueError(
+                f"{source} is an OME-Zarr image: leave out --scheduler/--workers to colorize it "
+                f"with its metadata, or name one level's array (e.g. {source / '0'}) to "
+                "colorize that as a plain zarr array on the cluster"
+            )
         arrays = sorted(name for name, _ in node.arrays())
         named = f" (it holds {', '.join(arrays)})" if arrays else ""
         raise ValueError(
@@ -119,6 +127,33 @@ def _store_chunks(result) -> tuple:
     """Whole leading chunks, spatial axes in pieces of at most :data:`STORE_CHUNK`."""
     *leading, (height,), (width,), (channels,) = result.chunks
     return (*(c[0] for c in leading), min(height, STORE_CHUNK), min(width, STORE_CHUNK), channels)
+
+
+def check_paths(
+    source: str | os.PathLike, target: str | os.PathLike, *, overwrite: bool = False
+) -> tuple[Path, Path]:
+    """The absolute ``(source, target)`` of :func:`colorize_zarr`, checked before any work.
+
+    Raises
+    ------
+    ValueError
+        ``target`` is not named ``*.zarr`` (or is ``*.ome.zarr``), exists without
+        ``overwrite``, or lies in ``source``.
+    """
+    source, target = Path(source).absolute(), Path(target).absolute()
+    if target.suffix.lower() != ".zarr":
+        raise ValueError(f"cannot write {target.name}: a zarr result needs a name ending in .zarr")
+    if target.name.lower().endswith(".ome.zarr"):
+        raise ValueError(
+            f"cannot write {target.name}: a zarr array colorized by dask gives a plain zarr "
+            "array; name it OUT.zarr (OME-Zarr pyramids come from OME-Zarr or image inputs "
+            "without --scheduler/--workers)"
+        )
+    if target.exists() and not overwrite:
+        raise ValueError(f"{target} exists; pass --overwrite to replace it")
+    if target == source or source in target.parents:
+        raise ValueError(f"the output {target} would overwrite its input {source}")
+    return source, target
 
 
 def colorize_zarr(
@@ -164,13 +199,7 @@ def colorize_zarr(
     from . import images
     from .dask_inference import colorize_dask
 
-    source, target = Path(source).absolute(), Path(target).absolute()
-    if target.suffix.lower() != ".zarr":
-        raise ValueError(f"cannot write {target.name}: a zarr result needs a name ending in .zarr")
-    if target.exists() and not overwrite:
-        raise ValueError(f"{target} exists; pass --overwrite to replace it")
-    if target == source or source in target.parents:
-        raise ValueError(f"the output {target} would overwrite its input {source}")
+    source, target = check_paths(source, target, overwrite=overwrite)
     array = _open(source)
     if callable(options.get("hints")):  # hints placed on the input's shape (a CSV's points)
         options["hints"] = options["hints"](images.describe(array))
