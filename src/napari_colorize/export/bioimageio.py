@@ -97,6 +97,14 @@ def _cover(gray: np.ndarray, rgb: np.ndarray, path: Path) -> None:
     iio.imwrite(path, np.round(both * 255.0).astype(np.uint8))
 
 
+def _samples(gray: np.ndarray, rgb: np.ndarray, folder: Path) -> None:
+    """The test image and its colours as 8-bit PNGs (bioimage.io's sample tensors)."""
+    import imageio.v3 as iio
+
+    iio.imwrite(folder / "sample_input.png", np.round(gray * 255.0).astype(np.uint8))
+    iio.imwrite(folder / "sample_output.png", np.round(rgb * 255.0).astype(np.uint8))
+
+
 def _readme(name, source, meta, rule, test_shape) -> str:
     metrics = {k: v for k, v in (meta.metrics or {}).items() if not isinstance(v, (dict, list))}
     rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items()) or "| (none stored) | |"
@@ -250,7 +258,9 @@ def export_bioimageio(
             y = torch.jit.load(str(weights))(x)
         np.save(tmp / "test_input.npy", x.numpy())
         np.save(tmp / "test_output.npy", y.numpy().astype(np.float32))
-        _cover(gray, y[0].permute(1, 2, 0).numpy(), tmp / "cover.png")
+        rgb = y[0].permute(1, 2, 0).numpy()
+        _cover(gray, rgb, tmp / "cover.png")
+        _samples(gray, rgb, tmp)
         (tmp / "README.md").write_text(
             _readme(name, source, meta, rule, tuple(x.shape)), encoding="utf-8"
         )
@@ -299,6 +309,7 @@ def _description(m, tmp: Path, *, name, description, meta, authors):
                 m.SpaceInputAxis(id=x, size=m.ParameterizedSize(min=4, step=1)),
             ],
             test_tensor=m.FileDescr(source=tmp / "test_input.npy"),
+            sample_tensor=m.FileDescr(source=tmp / "sample_input.png"),
             data=m.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
         )
     ]
@@ -313,6 +324,7 @@ def _description(m, tmp: Path, *, name, description, meta, authors):
                 m.SpaceOutputAxis(id=x, size=m.SizeReference(tensor_id=gray_id, axis_id=x)),
             ],
             test_tensor=m.FileDescr(source=tmp / "test_output.npy"),
+            sample_tensor=m.FileDescr(source=tmp / "sample_output.png"),
             data=m.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
         )
     ]
