@@ -247,14 +247,20 @@ def test_overwrite_only_when_asked(model_file, tmp_path, capsys):
     _write_input(tmp_path / "in.ome.zarr", shape=(1, 1, 32, 32))
     out = tmp_path / "out.ome.zarr"
     out.mkdir()
-    (out / "old").write_text("x")
+    (out / "notes.txt").write_text("a folder of someone's files")
     argv = ["colorize", str(tmp_path / "in.ome.zarr"), "-o", str(out),
             "--model", str(model_file), "--device", "cpu"]  # fmt: skip
     assert cli.main(argv) == 1
     assert "pass --overwrite" in capsys.readouterr().err
+    assert cli.main([*argv, "--overwrite"]) == 1  # not a zarr store: never replaced
+    assert "not a zarr store" in capsys.readouterr().err
+    assert (out / "notes.txt").exists()
+    (out / "notes.txt").unlink()
+    (out / ".zgroup").write_text('{"zarr_format": 2}')  # an old result
+    (out / "old-chunks").write_text("x")
     assert cli.main([*argv, "--overwrite"]) == 0
     assert is_ome_zarr(out)
-    assert not (out / "old").exists()
+    assert not (out / "old-chunks").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr", "out.ome.zarr"]
 
 
@@ -270,6 +276,19 @@ def test_found_as_one_image_and_planned_as_one_result(tmp_path):
     jobs, refused = plan_jobs(files * 2, tmp_path / "new.ome.zarr")
     assert not jobs
     assert "need a folder" in refused[0][1]
+
+
+def test_bioformats2raw_layout_is_read_as_its_first_image(model_file, tmp_path):
+    root = tmp_path / "converted.ome.zarr"
+    group = zarr.open_group(str(root), mode="w", zarr_format=2)
+    group.attrs["bioformats2raw.layout"] = 3
+    _write_input(root / "0", shape=(1, 1, 32, 32))
+    assert is_ome_zarr(root)
+    assert find_images([root])[0] == [root.resolve()]
+    gray, _ = read_ome_zarr(root)
+    assert gray.shape == (1, 1, 32, 32)
+    out = colorize_ome_zarr(root, tmp_path / "out.ome.zarr", model=str(model_file), device="cpu")
+    assert open_ome_zarr(out).axes[1]["name"] == "c"
 
 
 def test_ome_zarr_to_tiff(model_file, tmp_path):

@@ -31,6 +31,7 @@ __all__ = [
     "OmeZarrImage",
     "colorize_ome_zarr",
     "describe_colorizer",
+    "image_path",
     "is_ome_zarr",
     "open_ome_zarr",
     "read_ome_zarr",
@@ -40,15 +41,8 @@ __all__ = [
 ZARR_SUFFIX = ".zarr"
 
 
-def is_ome_zarr(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder holding OME-Zarr multiscale image metadata.
-
-    Reads only the group's JSON (no zarr or ome-zarr import), so it is cheap
-    and works without the ``ome-zarr`` extra installed.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        return False
+def _attributes(path: Path) -> dict:
+    """A zarr group's (OME) attributes from its JSON, or {}."""
     for name in ("zarr.json", ".zattrs"):
         try:
             attrs = json.loads((path / name).read_text(encoding="utf-8"))
@@ -57,9 +51,29 @@ def is_ome_zarr(path: str | os.PathLike) -> bool:
         if name == "zarr.json":
             attrs = attrs.get("attributes", {}) if isinstance(attrs, dict) else {}
             attrs = attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
-        if isinstance(attrs, dict) and "multiscales" in attrs:
-            return True
-    return False
+        if isinstance(attrs, dict):
+            return attrs
+    return {}
+
+
+def image_path(path: str | os.PathLike) -> Path:
+    """The image group of an OME-Zarr: ``path`` itself, or the first image of a
+    bioformats2raw layout (``path/0``)."""
+    path = Path(path)
+    if "bioformats2raw.layout" in _attributes(path) and "multiscales" in _attributes(path / "0"):
+        return path / "0"
+    return path
+
+
+def is_ome_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding an OME-Zarr multiscale image.
+
+    A bioformats2raw layout (images ``0``, ``1``, ... in one folder) counts,
+    meaning its first image. Reads only the group's JSON (no zarr or ome-zarr
+    import), so it is cheap and works without the ``ome-zarr`` extra installed.
+    """
+    path = Path(path)
+    return path.is_dir() and "multiscales" in _attributes(image_path(path))
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,7 @@ def open_ome_zarr(path: str | os.PathLike) -> OmeZarrImage:
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such OME-Zarr folder")
+    path = image_path(path)
     try:
         group = zarr.open_group(str(path), mode="r")
         model = open_model(group)

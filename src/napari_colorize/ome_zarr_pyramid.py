@@ -304,6 +304,7 @@ def write_pyramid(
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass --overwrite to replace it")
+    _check_replaceable(target)  # said before the work, not after it
     if spec.version not in ("0.4", "0.5"):
         raise ValueError(f"OME-Zarr version {spec.version!r}: write 0.4 or 0.5")
     names = [axis["name"] for axis in spec.axes]
@@ -382,6 +383,18 @@ def _validate(path: Path) -> None:
         raise ValueError(f"the OME-Zarr metadata written is not valid: {first}") from None
 
 
+def _check_replaceable(target: Path) -> None:
+    """Only an empty folder or a zarr store is replaced: never a folder of someone's files."""
+    if not target.is_dir():
+        return
+    names = {p.name for p in target.iterdir()}
+    if names and not names & {"zarr.json", ".zgroup", ".zarray", ".zattrs"}:
+        raise FileExistsError(
+            f"{target} is a folder of other files, not a zarr store; it is not replaced even "
+            "with --overwrite: choose another output name"
+        )
+
+
 def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
     if not target.exists():
         os.rename(tmp, target)
@@ -395,6 +408,7 @@ def _move_into_place(tmp: Path, target: Path, overwrite: bool) -> None:
         with contextlib.suppress(OSError):
             old.unlink()
         return
+    _check_replaceable(target)
     old = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.old")
     os.rename(target, old)
     try:
