@@ -237,3 +237,37 @@ def test_cli_zarr_local_threads_and_errors(tmp_path, capsys, monkeypatch):
         assert "Traceback" not in err
     kept = ("in.zarr", "out.zarr", "a.png", "group.zarr")
     assert not [p for p in tmp_path.iterdir() if p.name not in kept]
+
+
+def test_cli_workers_start_a_local_cluster(tmp_path, monkeypatch, capsys):
+    """--workers N: N worker processes of one thread each, closed afterwards."""
+    zarr = pytest.importorskip("zarr")
+    made = {}
+
+    class FakeCluster:
+        def __init__(self, **kwargs):
+            made["cluster"] = kwargs
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            made["closed"] = True
+
+    class FakeClient(FakeCluster):
+        def __init__(self, cluster):
+            self.scheduler = type("S", (), {"address": "fake://"})()
+
+    monkeypatch.setattr(distributed, "LocalCluster", FakeCluster)
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    stack = _stack(2)
+    _write_zarr(tmp_path / "in.zarr", stack, (1, 24, 24))
+    out = tmp_path / "out.zarr"
+    argv = ["colorize", str(tmp_path / "in.zarr"), "-o", str(out), "--model", "beta-punks"]
+    assert main([*argv, "--workers", "3"]) == 0
+    assert made["cluster"]["n_workers"] == 3
+    assert made["cluster"]["threads_per_worker"] == 1
+    assert made["cluster"]["processes"] is True
+    assert made["closed"]
+    assert "fake://" in capsys.readouterr().err
+    np.testing.assert_array_equal(zarr.open(str(out))[:], colorize(stack, model="beta-punks"))

@@ -246,11 +246,15 @@ def _compute(store, progress: bool) -> None:
         client = default_client()
     if client is not None:
         future = client.compute(store)
-        if progress:
-            from distributed import progress as show
+        try:
+            if progress:
+                from distributed import progress as show
 
-            show(future)
-        future.result()
+                show(future)
+            future.result()
+        except BaseException:
+            future.cancel()  # Ctrl+C, SIGTERM, a failed task: the cluster stops writing too
+            raise
         return
     if progress:
         from dask.diagnostics import ProgressBar
