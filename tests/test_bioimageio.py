@@ -63,6 +63,7 @@ def test_export_validates_with_bioimageio_spec_offline(package):
     assert ours["extra"]["chroma_size"] == 24
     names = set(zipfile.ZipFile(package).namelist())
     assert {"rdf.yaml", "weights.pt", "test_input.npy", "test_output.npy", "cover.png",
+            "sample_input.png", "sample_output.png",
             "README.md", "LICENSE"} <= names  # fmt: skip
 
 
