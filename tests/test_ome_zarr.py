@@ -243,6 +243,29 @@ def test_failure_midway_leaves_no_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr"]
 
 
+def test_folders_left_by_killed_runs_are_removed(model_file, tmp_path):
+    import os
+    import subprocess
+
+    _write_input(tmp_path / "in.ome.zarr", shape=(1, 1, 32, 32))
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(done.stdout)
+    stale = tmp_path / f".out.ome.zarr.{dead}.0123abcd.tmp"
+    young = tmp_path / f".out.ome.zarr.{dead}.4567abcd.tmp"
+    mine = tmp_path / f".out.ome.zarr.{os.getpid()}.89abcdef.tmp"
+    for folder in (stale, young, mine):
+        folder.mkdir()
+        (folder / "0").mkdir()
+    os.utime(stale, (1, 1))
+    os.utime(mine, (1, 1))
+    colorize_ome_zarr(tmp_path / "in.ome.zarr", tmp_path / "out.ome.zarr",
+                      model=str(model_file), device="cpu")  # fmt: skip
+    assert not stale.exists()
+    assert young.exists()  # maybe another machine's run: kept until a minute old
+    assert mine.exists()  # a live process's
+
+
 def test_overwrite_only_when_asked(model_file, tmp_path, capsys):
     _write_input(tmp_path / "in.ome.zarr", shape=(1, 1, 32, 32))
     out = tmp_path / "out.ome.zarr"

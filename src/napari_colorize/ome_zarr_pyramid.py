@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ChannelLastView", "PyramidSpec", "require_ome_zarr", "write_pyramid"]
+__all__ = [
+    "ChannelLastView",
+    "PyramidSpec",
+    "remove_stale_folders",
+    "require_ome_zarr",
+    "write_pyramid",
+]
 
 #: Largest side of a chunk of the spatial axes.
 CHUNK = 512
@@ -316,6 +322,7 @@ def write_pyramid(
     axis_names = [axis["name"] for axis in axes]
     fmt = FormatV04() if spec.version == "0.4" else FormatV05()
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_folders(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         group = zarr.open_group(str(tmp), mode="w-", zarr_format=fmt.zarr_format)
@@ -381,6 +388,52 @@ def _validate(path: Path) -> None:
     except Exception as exc:
         first = " ".join(str(exc).split())[:300]
         raise ValueError(f"the OME-Zarr metadata written is not valid: {first}") from None
+
+
+def remove_stale_folders(target: str | os.PathLike, *, min_age_s: float = 60.0) -> list[Path]:
+    """Remove the temporary folders of ``target`` left by killed runs.
+
+    Only ``.NAME.PID.XXXXXXXX.tmp`` and ``.NAME.PID.XXXXXXXX.old`` folders
+    beside ``target`` whose process has ended and that were last modified at
+    least ``min_age_s`` seconds ago (another machine sharing the folder may
+    have that PID) are removed.
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    import re
+    import time
+
+    target = Path(target)
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.(tmp|old)$")
+    removed = []
+    try:
+        entries = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        match = pattern.match(path.name)
+        if match is None or not path.is_dir() or _alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime >= min_age_s:
+                shutil.rmtree(path)
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True  # someone else's process, or cannot tell: leave its folder alone
+    return True
 
 
 def _check_replaceable(target: Path) -> None:
