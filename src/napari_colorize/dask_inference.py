@@ -227,8 +227,9 @@ def colorize_dask(darr, model=None, *, reference=None, rgb=None, value_range=Non
     ------
     ValueError
         For an input :func:`napari_colorize.images.describe` rejects, a wrong
-        hint shape or an unknown option; errors of the model itself (a wrong
-        name) surface when the array is computed, with the same message.
+        hint shape, an unknown option or model name. Errors only the model
+        can find (a damaged checkpoint, a bad ``tile``) surface when the
+        array is computed, with the same message.
     ImportError
         Without dask installed.
 
@@ -302,21 +303,20 @@ def colorize_dask(darr, model=None, *, reference=None, rgb=None, value_range=Non
     )
 
 
-_OPTIONS = {
-    "device", "tile", "overlap", "chroma_size", "batch_size", "correct_with_hints",
-    "temporal", "percentiles", "channels_last", "num_threads", "autocast",
-}  # fmt: skip
-
-
 def _check_options(options: dict) -> None:
     """Unknown options fail now, not on a worker when the array is computed."""
+    import inspect
+
+    from .inference import Colorizer
+
     if "out" in options:
         raise ValueError("colorize_dask returns a lazy array: store it with .to_zarr(...)")
-    unknown = sorted(set(options) - _OPTIONS)
+    known = set(inspect.signature(Colorizer).parameters) - {"model", "hints", "reference"}
+    unknown = sorted(set(options) - known)
     if unknown:
+        names = sorted(known | {"hints", "reference", "rgb", "value_range"})
         raise ValueError(
-            f"colorize_dask got unknown option(s) {', '.join(unknown)}; "
-            f"use {', '.join(sorted(_OPTIONS | {'hints', 'reference', 'rgb', 'value_range'}))}"
+            f"colorize_dask got unknown option(s) {', '.join(unknown)}; use {', '.join(names)}"
         )
 
 
