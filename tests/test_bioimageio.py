@@ -58,6 +58,7 @@ def test_export_validates_with_bioimageio_spec_offline(package):
     assert descr.covers
     assert descr.documentation is not None
     assert "cryptopunks" in descr.training_data.description
+    assert descr.config.bioimageio.model_parameter_count > 1000
     ours = descr.config.model_extra["napari-colorize"]
     assert ours["metrics"]["ciede2000"] == pytest.approx(0.5703)
     assert ours["extra"]["chroma_size"] == 24

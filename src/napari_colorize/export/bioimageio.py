@@ -270,8 +270,9 @@ def export_bioimageio(
         )
         try:
             descr = _description(
-                m, tmp, name=name, description=description, meta=meta, authors=authors
-            )
+                m, tmp, name=name, description=description, meta=meta, authors=authors,
+                n_parameters=sum(p.numel() for p in network.parameters()),
+            )  # fmt: skip
         except ValueError as exc:  # pydantic's ValidationError
             first = str(exc).splitlines()
             raise ColorizeError(
@@ -287,7 +288,7 @@ def export_bioimageio(
     return dst
 
 
-def _description(m, tmp: Path, *, name, description, meta, authors):
+def _description(m, tmp: Path, *, name, description, meta, authors, n_parameters):
     """The model 0.5 description of the files in ``tmp``."""
     import torch
     from bioimageio.spec import ValidationContext
@@ -363,6 +364,15 @@ def _description(m, tmp: Path, *, name, description, meta, authors):
             ),
             training_data=training_data,
             config=m.Config(
+                bioimageio=m.BioimageioConfig(
+                    architecture_type=str(meta.arch)[:32],
+                    architecture_description=(
+                        f"napari-colorize {meta.arch}: predicts CIE a, b from L at a working "
+                        "size; the graph wraps it between gray -> L and Lab -> sRGB"
+                    ),
+                    task="colorization of grayscale images",
+                    model_parameter_count=int(n_parameters),
+                ),
                 **{
                     "napari-colorize": {
                         "version": __version__,
@@ -372,6 +382,6 @@ def _description(m, tmp: Path, *, name, description, meta, authors):
                         "metrics": meta.metrics,
                         "extra": meta.extra,
                     }
-                }
+                },
             ),
         )
