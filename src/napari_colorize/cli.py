@@ -383,7 +383,8 @@ def _add_colorize(sub) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="model name, checkpoint file, or propagate (spread --hints); default: chosen per "
+        help="model name, checkpoint file, bioimage.io package (.zip, gray in, RGB out), or "
+        "propagate (spread --hints); default: chosen per "
         "image (a reference when given, the punks models for punks-sized images, a "
         "downloaded photo model, propagate with hints)",
     )
