@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -90,7 +91,7 @@ def test_plain_torch_reproduces_the_test_output_without_napari_colorize(unpacked
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-        env={"OMP_NUM_THREADS": "1", "PATH": ""},
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip()) < 1e-5
