@@ -90,6 +90,20 @@ def test_the_model_is_one_node_of_the_graph():
         assert weights not in pickle.dumps(graph[key])
 
 
+def test_a_changed_module_is_not_served_from_the_cache(client):
+    """Workers hold unpickled copies of a module: a later call must send the new weights."""
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh())
+    stack = _stack(2)
+    before = client.compute(colorize_dask(stack, model=module, device="cpu")).result()
+    with torch.no_grad():
+        module[0].bias += 0.5  # trained on meanwhile
+    after = client.compute(colorize_dask(stack, model=module, device="cpu")).result()
+    np.testing.assert_array_equal(after, colorize(stack, model=module, device="cpu"))
+    assert not np.array_equal(before, after)
+
+
 def test_any_scheduler_in_process_module():
     import torch
 

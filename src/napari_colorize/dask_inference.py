@@ -20,7 +20,6 @@ import collections
 import os
 import threading
 import uuid
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +37,6 @@ _CACHE_SIZE = 4
 _cache: collections.OrderedDict = collections.OrderedDict()
 _cache_lock = threading.Lock()
 _built = 0
-#: Keys of in-memory models on the client, so a module reused by a later call keeps its key.
-_module_keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -64,18 +61,16 @@ def _import_dask():
 
 
 def _model_token(model, device) -> Any:
-    """A key for ``model`` that is the same for the same model in another call."""
+    """A key for ``model``: a name or path (and its file's date) is reused by later calls.
+
+    An in-memory module gets a new key each call: its weights may have changed
+    since (training goes on), and the workers must not keep using old ones.
+    """
     if model is None or isinstance(model, (str, os.PathLike)):
         from .inference import _model_key
 
         return _model_key(model if model is not None else "", device)
-    try:
-        key = _module_keys.get(model)
-        if key is None:
-            key = _module_keys[model] = uuid.uuid4().hex
-        return key
-    except TypeError:  # not weak-referenceable
-        return uuid.uuid4().hex
+    return uuid.uuid4().hex
 
 
 def _spec_key(model, reference, options) -> str:
