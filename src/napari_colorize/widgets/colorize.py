@@ -38,6 +38,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..layers import (
     LAB_CHANNELS,
+    METADATA_KEY,
     choose_level,
     output_layer_kwargs,
     plane_index,
@@ -51,6 +52,7 @@ from ._hint_layers import HINT_LAYER_TYPES, hint_digest, hint_events, layer_hint
 from ._hint_points import NextPointColor, fit_point_size
 from ._lifetime import on_removed
 from ._result_layers import show_result
+from ._save_result import ResultSaver
 from ._status_text import progress_text, short_error
 from ._viewer import (
     compact_combos,
@@ -258,6 +260,7 @@ class ColorizeWidget(Container):
             name="cancel_button", label="", text="Cancel", enabled=False
         )
         self.status = Label(value="")  # unnamed, so the form shows no label for it
+        self.saver = ResultSaver(self.status, lambda: self.native, self._result_to_save)
         self.extend(
             [
                 self.image,
@@ -276,6 +279,7 @@ class ColorizeWidget(Container):
                 self.hints_info,
                 self.run_button,
                 self.cancel_button,
+                self.saver.button,
                 self.status,
             ]
         )
@@ -914,6 +918,24 @@ class ColorizeWidget(Container):
                 f"({result.store.nbytes / 1e6:.0f} MB on disk; removed when the layer is "
                 "deleted or napari quits: save the layer to keep it)"
             )
+
+    def _result_to_save(self):
+        """The chosen image's colorized layer and what made it, for "Save result as OME-Zarr"."""
+        image = self.image.value
+        for layer in self._viewer.layers:
+            mark = (layer.metadata or {}).get(METADATA_KEY) or {}
+            if image is not None and mark == {"source": image.name, "role": "colorized"}:
+                about = {
+                    "model": str(self.model.value),
+                    "source": image.name,
+                    "options": {
+                        "working_size": str(self.chroma_size.value),
+                        "temporal": bool(self.temporal.value and self.temporal.enabled),
+                        "hints": None if self.hints.value is None else self.hints.value.name,
+                    },
+                }
+                return layer, about
+        return None, None
 
     def _show_result(self, job: _Job, result: _Result):
         """Put a run's result into its output layers (main thread); returns the colorized one."""
