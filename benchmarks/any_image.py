@@ -33,7 +33,7 @@ Live mode
     after a warm-up.
 Trained models
     ``beta`` with the lightness lookup table, trained as the Training widget
-    trains from a layer (:func:`benchmarks.lightness_table.train`) on the top
+    trains from a layer (:func:`benchmarks.common.train_beta`) on the top
     80 % of the left half, validated on its bottom 20 %, and colorized at full
     resolution on the right half.
 
@@ -365,11 +365,11 @@ def live_latency(settings: Settings) -> dict:
 
 def trained(name: str, steps: int, settings: Settings) -> dict:
     """beta + lookup table trained on the top of the left half, scored on the right half."""
-    from .lightness_table import train
+    from .common import train_beta
 
     left, right = halves(load_image(name, settings.crop))
     cut = round(left.shape[0] * 0.8)
-    model, result, seconds = train(left[:cut], left[cut:], table=True, steps=steps, seed=0)
+    model, result, seconds = train_beta(left[:cut], left[cut:], table=True, steps=steps, seed=0)
     gray = gray_of(right)
     return {
         "image": name,

@@ -257,7 +257,7 @@ def format_report(results: dict, settings, command: str, minutes: float) -> str:
     if results["trained"]:
         lines += [
             "**Trained on the reference.** `beta` with the lightness lookup table "
-            "(`benchmarks.lightness_table.train`: the Training widget's defaults from an RGB "
+            "(`benchmarks.common.train_beta`: the Training widget's defaults from an RGB "
             "layer), trained on the top 80 % of the left half, validated on its bottom 20 %, "
             "colorized at full resolution on the right half. *Its own table*: the table the "
             "model started from (fitted to its training patches).",

@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 
-import numpy as np
-
+from .common import GROUPS, punks_truth, score_punks
 from .report import load, machine, today, update_section
 
-GROUPS = ("alien", "ape", "zombie", "human")
 KEYS = ("ciede2000_fg", "ciede2000", "psnr", "ssim", "auc")
 
 
@@ -51,50 +48,6 @@ def train_control(out: str) -> str:
     same = ("epochs", "max_steps", "lr", "batch_size", "optimizer", "scheduler", "loss", "seed")
     config = dataclasses.replace(beta, out=out, **{k: getattr(full, k) for k in same})
     Trainer(config, train, val, init_checkpoint=resolve_weights("beta-punks")).fit()
-    return out
-
-
-def _data(split: str):
-    from napari_colorize.data.punks import PUNK_TYPES, load_punks
-    from napari_colorize.training.presets import PUNKS_HOLDOUT
-
-    punks = load_punks("test" if split == "test" else "train")
-    rows = slice(None) if split == "test" else slice(len(punks) - PUNKS_HOLDOUT, None)
-    rgb, alpha, labels = punks.rgb[rows], punks.alpha[rows], punks.labels[rows]
-    names = [n.lower() for n in punks.label_names]
-    types = labels[:, [names.index(t) for t in PUNK_TYPES]].astype(bool)
-    groups = np.stack([types[:, 0], types[:, 1], types[:, 2], types[:, 3] | types[:, 4]], 1)
-    label = "punks:test" if split == "test" else "punks:train ids 8500-8999 (validation)"
-    return rgb, alpha, groups, label
-
-
-def colorize(model, rgb, batch_size: int = 250):
-    """``(predicted RGB, seconds)``: ab from the true L of ``rgb``, recombined with that L."""
-    import torch
-
-    from napari_colorize.color import l_to_net, lab_to_rgb, net_to_ab, rgb_to_lab
-
-    lightness = rgb_to_lab(rgb)[..., 0]
-    x = torch.from_numpy(l_to_net(lightness)[:, None].astype(np.float32))
-    start = time.perf_counter()
-    with torch.inference_mode():
-        ab = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    seconds = time.perf_counter() - start
-    ab = net_to_ab(ab.float()).permute(0, 2, 3, 1).numpy()
-    return lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1)), seconds
-
-
-def score(model_name, rgb, alpha, groups) -> dict:
-    """Overall and per-group metrics of one model (ab from L, recombined with the true L)."""
-    from napari_colorize import metrics
-    from napari_colorize.registry import load_model
-
-    model, _ = load_model(model_name)
-    pred, seconds = colorize(model, rgb)
-    scores = metrics.score_images(pred, rgb, alpha)
-    out = {"all": {**scores.summary(), "n_images": len(scores)}}
-    out.update(metrics.breakdown(scores, groups, list(GROUPS)))
-    out["ms_per_image"] = 1000 * seconds / len(rgb)
     return out
 
 
@@ -153,13 +106,13 @@ def main(args) -> int:
     import torch
 
     torch.set_num_threads(1)
-    rgb, alpha, groups, label = _data(args.split)
+    rgb, alpha, groups, label = punks_truth(args.split)
     names = {"beta": args.beta, "full": args.full}
     if getattr(args, "train_control", None):
         args.control = train_control(args.train_control)
     if getattr(args, "control", None):
         names["control"] = args.control
-    results = {k: score(v, rgb, alpha, groups) for k, v in names.items()}
+    results = {k: score_punks(v, rgb, alpha, groups) for k, v in names.items()}
     text = table(results, names)
     print(text)
     print(json.dumps(results, indent=1, default=float))

@@ -1,6 +1,6 @@
 """Why beta-punks is built as it is: short runs of variants scored on held-out train punks.
 
-``python -m benchmarks.beta_ablation [--epochs 8] [--threads 1] [VARIANT ...]``
+``python -m benchmarks.experiments.beta_ablation [--epochs 8] [--threads 1] [VARIANT ...]``
 trains each variant of the ``beta-punks`` preset (a :class:`TrainConfig`
 override, see :data:`VARIANTS`) on train ids 0-8499 and prints the metrics of
 ``napari_colorize.metrics.report`` on train ids 8500-8999 (alpha-masked

@@ -1,6 +1,6 @@
 """Does a colorizer depend on batch statistics? Its score in eval mode and with batch BN.
 
-``python -m benchmarks.bn_gap MODEL... [--split test|val]`` scores each model
+``python -m benchmarks.experiments.bn_gap MODEL... [--split test|val]`` scores each model
 (a registered name or a checkpoint) on the punks twice: as it runs for a user
 (eval mode: BatchNorm uses the stored running statistics) and with BatchNorm
 normalising every batch of 250 images by that batch's own statistics (train
@@ -41,13 +41,13 @@ def gap(name: str, split: str = "test") -> dict[str, float]:
     from napari_colorize import metrics
     from napari_colorize.registry import load_model
 
-    from .full import _data, colorize
+    from ..common import predict_punks, punks_truth
 
-    rgb, alpha, _, _ = _data(split)
+    rgb, alpha, _, _ = punks_truth(split)
     model, _ = load_model(name)  # in eval mode
-    eval_scores = metrics.score_images(colorize(model, rgb)[0], rgb, alpha)
+    eval_scores = metrics.score_images(predict_punks(model, rgb)[0], rgb, alpha)
     with _batch_statistics(model):
-        batch_scores = metrics.score_images(colorize(model, rgb)[0], rgb, alpha)
+        batch_scores = metrics.score_images(predict_punks(model, rgb)[0], rgb, alpha)
     per_image = eval_scores.de_fg_sum / np.maximum(eval_scores.n_fg, 1)
     return {
         "eval": eval_scores.summary()["ciede2000_fg"],
@@ -58,7 +58,9 @@ def gap(name: str, split: str = "test") -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bn_gap", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.experiments.bn_gap", description=__doc__
+    )
     parser.add_argument("models", nargs="+")
     parser.add_argument("--split", choices=("test", "val"), default="test")
     parser.add_argument("--threads", type=int, default=2)

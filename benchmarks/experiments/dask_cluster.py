@@ -7,7 +7,8 @@ processes with one thread each; the results are checked to be equal. Printed:
 the cluster's start, its first computation (workers import torch and load the
 model) and a warm one, against one process (model loaded beforehand).
 
-Run alone: ``python -m benchmarks.dask_cluster [--planes 64] [--size 256] [--workers 2]``.
+Run alone: ``python -m benchmarks.experiments.dask_cluster [--planes 64] [--size 256]
+[--workers 2]``.
 Each worker process runs torch with one thread (LocalCluster sets ``OMP_NUM_THREADS=1``);
 the single process uses torch's default, all the CPUs it may use.
 """

@@ -1,6 +1,6 @@
 """Do weight averages steady the ``gan-punks`` recipe? One run, its averages, scored on validation.
 
-``python -m benchmarks.gan_averages MODE --seed N [--threads T] [--out DIR]``
+``python -m benchmarks.experiments.gan_averages MODE --seed N [--threads T] [--out DIR]``
 trains one ``gan-punks`` run and keeps, beside it, averages of the
 generator's weights; each average gets the run's precise-BN recalibration (50
 batches) and is scored, with the run's own result, on the validation punks
@@ -30,6 +30,8 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+
+from ..common import validation_scores
 
 
 def _averages(mode: str, g: int, adv0: int) -> dict[str, tuple[int, float | None]]:
@@ -113,7 +115,9 @@ def run(mode: str, seed: int, out: Path, tiny: bool = False) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gan_averages", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.experiments.gan_averages", description=__doc__
+    )
     parser.add_argument("mode", choices=("preset", "pretrain"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -122,15 +126,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from .gan_variants import _score
-
     torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/gan-averages/{args.mode}-seed{args.seed}")
     start = time.perf_counter()
     paths = run(args.mode, args.seed, out, tiny=args.tiny)
     print(f"{args.mode}, seed {args.seed}: {(time.perf_counter() - start) / 60:.1f} min")
     for path in sorted(out.glob("*.safetensors")):
-        s = _score(path)
+        s = validation_scores(path)
         mark = " (the run's result)" if path == paths["final"] else ""
         print(
             f"{path.stem}: validation ciede2000_fg {s['ciede2000_fg']:.3f}, "

@@ -1,6 +1,6 @@
 """How the ``gan-punks`` generator was chosen: train a variant, score it on the validation punks.
 
-``python -m benchmarks.gan_variants VARIANT [--out DIR] [--threads N]`` trains
+``python -m benchmarks.experiments.gan_variants VARIANT [--out DIR] [--threads N]`` trains
 one variant of the ``gan-punks`` preset (:data:`VARIANTS`; ``--list`` shows
 them) and prints its ``ciede2000_fg`` and colourfulness on the validation punks
 (train ids 8500-8999, which the preset never fits), next to the truth's.
@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..common import validation_scores
+
 PRETRAIN = {"max_steps": 10600}
 NARROW = {"widths": [32, 64, 128], "stem": 16}
 WIDE = {"widths": [48, 96, 192], "stem": 24}
@@ -40,13 +42,6 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "adversarial-lr3e-5": ({}, {}, {"adv_lr_g": 3e-5, "generator_bn": "train"}),
     "adversarial-frozen-bn": ({}, {}, {"generator_bn": "frozen"}),
 }
-
-
-def _score(path) -> dict:
-    from .full import _data, score
-
-    rgb, alpha, groups, _ = _data("val")
-    return score(str(path), rgb, alpha, groups)["all"]
 
 
 def train_variant(name: str, out_dir: Path, source: str | None = None) -> Path:
@@ -88,7 +83,9 @@ def train_variant(name: str, out_dir: Path, source: str | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gan_variants", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.experiments.gan_variants", description=__doc__
+    )
     parser.add_argument("variant", nargs="?", choices=sorted(VARIANTS))
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
     parser.add_argument("--out", default="runs/gan-variants", help="folder of the runs")
@@ -105,7 +102,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     path = train_variant(args.variant, Path(args.out), args.source)
     minutes = (time.perf_counter() - start) / 60
-    s = _score(path)
+    s = validation_scores(path)
     print(
         f"{args.variant}: {minutes:.1f} min; validation ciede2000_fg {s['ciede2000_fg']:.3f}, "
         f"colorfulness {s['colorfulness']:.2f} (truth {s['colorfulness_true']:.2f}); {path}"

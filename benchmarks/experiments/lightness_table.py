@@ -1,6 +1,6 @@
 """Does training on a user's image beat the lightness lookup table? Held-out halves.
 
-``python -m benchmarks.lightness_table [--image immunohistochemistry] [--steps 200]
+``python -m benchmarks.experiments.lightness_table [--image immunohistochemistry] [--steps 200]
 [--threads 2] [--seed 0]`` trains ``beta`` (the Training widget's defaults:
 default config, batch 16, 64-pixel patches, lr 1e-3) as the widget does from
 an RGB layer (:func:`napari_colorize.data.layers.layer_datasets`, no split) on
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
+
+from ..common import train_beta
 
 
 def halves(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -47,30 +48,6 @@ def score(module, rgb_true: np.ndarray) -> float:
     return float(metrics.ciede2000(lab_pred[None], lab_true[None]))
 
 
-def train(left, right, *, table: bool, steps: int, seed: int):
-    """Train beta on ``left``, validating on ``right``; ``(model, result, seconds)``.
-
-    ``right`` must not be the image scored afterwards: the trainer's choices
-    (the residual's scale) are made on it.
-    """
-    from napari_colorize.data.layers import LayerSource, Region, RegionDataset, layer_datasets
-    from napari_colorize.training import TrainConfig, Trainer
-
-    patch = 64
-    data = layer_datasets([LayerSource("left half", left)], patch, split="none", seed=seed)
-    h, w = right.shape[:2]
-    val = RegionDataset([LayerSource("right half", right)], [Region(0, 0, 0, 0, h, w)], patch,
-                        train=False)  # fmt: skip
-    config = TrainConfig(
-        arch="beta", model_config={"lightness_table": table}, max_steps=steps, batch_size=16,
-        patch_size=patch, lr=1e-3, device="cpu", amp=False, seed=seed, val_every=50,
-    )  # fmt: skip
-    trainer = Trainer(config, data.train, val)
-    start = time.perf_counter()
-    result = trainer.fit()
-    return trainer.model, result, time.perf_counter() - start
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -91,7 +68,7 @@ def main(argv=None) -> int:
     cut = round(left.shape[0] * 0.8)  # validate on the left half's bottom fifth, score the right
     rows = [{"method": "gray", "ciede2000": score(None, right)}]
     for table in (True, False):
-        model, result, seconds = train(
+        model, result, seconds = train_beta(
             left[:cut], left[cut:], table=table, steps=args.steps, seed=args.seed
         )
         if table:  # the table alone: the model's own start
