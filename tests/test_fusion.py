@@ -12,7 +12,7 @@ from napari_colorize.models.fusion import (
     FusionConfig,
     punks_classifier_config,
 )
-from napari_colorize.training.fusion import TASK, FusionTask, full_punks_config
+from napari_colorize.training.fusion import TASK, FusionTask
 from napari_colorize.training.task import StepContext
 from napari_colorize.training.trainer import TrainConfig, Trainer, make_task
 
@@ -200,7 +200,7 @@ def test_presets_listed_and_fair():
 
     names = [p["name"] for p in list_presets()]
     assert {"inception-punks", "full-punks"} <= set(names)
-    full, beta = full_punks_config(), get_preset("beta-punks").config()
+    full, beta = get_preset("full-punks").config(), get_preset("beta-punks").config()
     assert full.arch == "full"
     assert full.task == TASK
     assert full.model_config == {"residual": True}

@@ -273,9 +273,9 @@ def test_gan_task_trains_with_the_perceptual_loss(tmp_path):
 
 def test_gan_punks_preset_is_consistent():
     from napari_colorize.registry import build_model
-    from napari_colorize.training.gan import GAN_PUNKS_STEPS, gan_punks_config
+    from napari_colorize.training.presets import GAN_PUNKS_STEPS, get_preset
 
-    config = gan_punks_config()
+    config = get_preset("gan-punks").config()
     gan = GANConfig.from_dict(config.task_config)
     assert config.max_steps == sum(GAN_PUNKS_STEPS.values())
     assert gan.pretrain_g_steps + gan.pretrain_d_steps < config.max_steps

@@ -19,7 +19,7 @@ from napari_colorize.hints import (
     sample_hints,
 )
 from napari_colorize.inference import Colorizer
-from napari_colorize.training.hints import TASK, HintColorizationTask, beta_punks_hints_config
+from napari_colorize.training.hints import TASK, HintColorizationTask
 from napari_colorize.training.trainer import TrainConfig, Trainer
 
 RED = (1.0, 0.0, 0.0, 1.0)
@@ -414,7 +414,7 @@ def test_training_with_hints_needs_a_hint_aware_model_and_known_options():
 def test_beta_punks_hints_preset():
     from napari_colorize.training.presets import get_preset
 
-    config = beta_punks_hints_config()
+    config = get_preset("beta-punks-hints").config()
     assert get_preset("beta-punks-hints").config() == config
     assert config.model_config == {"in_channels": 4, "local_hints": True}
     assert config.task_config["prior"] == "beta-punks"

@@ -58,6 +58,8 @@ PUNKS_BACKGROUND = (0x63, 0x85, 0x96)
 #: The five mutually exclusive punk types; they are the first five of the 92 labels.
 PUNK_TYPES = ("alien", "ape", "zombie", "female", "male")
 SPLITS = ("train", "test")
+#: The last PUNKS_HOLDOUT punks of the train split validate (ids 8500-8999); never tuned on test.
+PUNKS_HOLDOUT = 500
 
 CACHE_ENV = "NAPARI_COLORIZE_CACHE"
 SDIST_ENV = "NAPARI_COLORIZE_PUNKS_SDIST"

@@ -40,7 +40,6 @@ from .zhang import HINT_CHANNELS, check_hints
 __all__ = [
     "BETA_ORIGINAL_DECODER",
     "BETA_ORIGINAL_ENCODER",
-    "PRESETS",
     "BetaColorizer",
     "BetaConfig",
     "LocalHints",
@@ -146,14 +145,6 @@ def beta_original_config(**overrides) -> BetaConfig:
     }
     cfg.update(overrides)
     return BetaConfig(**cfg)
-
-
-#: Named model configurations (``--model-config`` presets of the ``beta`` architecture).
-PRESETS = {
-    "beta": BetaConfig(),
-    "beta-wide": BetaConfig(widths=(32, 64, 128, 256)),
-    "beta-original": beta_original_config(),
-}
 
 
 class _DecoderStage(nn.Module):

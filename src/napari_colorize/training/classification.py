@@ -25,8 +25,6 @@ __all__ = [
     "ClassificationTask",
     "export_classifier",
     "head_losses",
-    "inception_punks_config",
-    "punks_labels_data",
 ]
 
 #: The ``TrainConfig.task`` string of :class:`ClassificationTask`.
@@ -177,60 +175,6 @@ class ClassificationTask(ColorizationTask):
         return np.repeat(gray.round().astype(np.uint8)[..., None], 3, axis=-1)
 
 
-# ------------------------------------------------------------------ the preset
-
-
-def inception_punks_config():
-    """The :class:`~.trainer.TrainConfig` of the ``inception-punks`` preset.
-
-    A quarter-width Inception v3 from scratch on gray punks enlarged to 99x99:
-    6 epochs of 8,500 punks (with flips), batch 64, AdamW with a one-cycle
-    schedule, the accessories' binary cross-entropy summed over the 87 labels.
-    ``task_config["class_weights"] = "sqrt-balanced"`` weights the types'
-    cross-entropy by ``1 / sqrt(frequency)`` (from the training data, see
-    :func:`punks_labels_data`) for the 9 aliens, 22 apes and 80 zombies among the
-    8,500 punks; it raised the balanced type accuracy on the validation punks
-    (0.66 -> 0.71) but lowered the accessories' mAP (0.58 -> 0.53), so the preset
-    leaves it off.
-    """
-    from ..models.fusion import PUNKS_CLASSIFIER
-    from .trainer import TrainConfig
-
-    return TrainConfig(
-        arch="inception", model_config=dict(PUNKS_CLASSIFIER), epochs=6, batch_size=64,
-        lr=2e-3, weight_decay=1e-4, optimizer="adamw", scheduler="onecycle",
-        checkpoint_every=500, preview_every=0, val_every=0, task=TASK,
-        task_config={"sigmoid_reduction": "sum"},
-        out="runs/inception-punks.safetensors",
-    )  # fmt: skip
-
-
-def punks_labels_data(config, data=None, image=None):
-    """Train on punks 0-8499 of the train split (with flips), validate on 8500-8999."""
-    from ..data.labels import PunksLabelsDataset
-    from ..data.punks import load_punks
-    from .presets import PUNKS_DATA_NOTE, PUNKS_HOLDOUT, PUNKS_TRAIN
-
-    if image is not None or (data is not None and data != PUNKS_TRAIN):
-        raise ValueError(
-            "the inception-punks preset trains on the CryptoPunks labels only; leave out "
-            "--data/--image (other labelled data: build a dataset yielding (l_net, targets))"
-        )
-    punks = load_punks("train")
-    cut = len(punks) - PUNKS_HOLDOUT
-    train = PunksLabelsDataset(
-        "train", range(cut), flips=getattr(config, "flips", True), seed=config.seed, punks=punks
-    )
-    val = PunksLabelsDataset("train", range(cut, len(punks)), flips=False, punks=punks)
-    config.data = PUNKS_DATA_NOTE + " (labels)"
-    options = dict(config.task_config or {})
-    if options.get("class_weights") in ("sqrt-balanced", "balanced"):
-        power = 0.5 if options["class_weights"] == "sqrt-balanced" else 1.0
-        options["class_weights"] = {"type": sqrt_balanced_weights(train.targets[:, :5], power)}
-        config.task_config = options
-    return train, val
-
-
 def sqrt_balanced_weights(onehot, power: float = 0.5) -> list[float]:
     """Class weights ``frequency ** -power``, scaled so that the mean weight per item is 1.
 
@@ -268,8 +212,7 @@ def export_classifier(src, dst, *, half: bool = True, evaluate_on: str | None = 
     """
     from ..classify import classifier_report
     from ..data.labels import punks_label_heads
-    from ..data.punks import load_punks
-    from .presets import PUNKS_HOLDOUT
+    from ..data.punks import PUNKS_HOLDOUT, load_punks
     from .trainer import export_model
 
     train = load_punks("train")

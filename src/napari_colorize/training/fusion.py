@@ -18,7 +18,6 @@ and length) with the ``full`` architecture, so the two compare fairly.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
@@ -30,7 +29,6 @@ from .task import ColorizationTask
 __all__ = [
     "TASK",
     "FusionTask",
-    "full_punks_config",
     "load_beta_prior",
     "load_classifier_weights",
 ]
@@ -188,22 +186,3 @@ class FusionTask(ColorizationTask):
         pred = self.model(l_net, embedding=self.embeddings(l_net)).float()
         delta_e = torch.sqrt(((net_to_ab(pred) - net_to_ab(ab)) ** 2).sum(1)).mean()
         return {"loss": float(self.loss_fn(pred, ab)), "delta_e": float(delta_e)}
-
-
-def full_punks_config():
-    """The ``full-punks`` preset: ``beta-punks`` fine-tuned with the class vector fused in.
-
-    A residual full model (:class:`~napari_colorize.models.fusion.FusionConfig`
-    ``residual=True``) starts from the bundled ``beta-punks`` weights, so it
-    starts out colouring exactly as ``beta-punks``; 10 epochs at a third of
-    ``beta-punks``' learning rate (same data, loss, batch and one-cycle
-    schedule) then teach it what the frozen ``inception-punks``
-    probabilities add.
-    """
-    from .presets import get_preset
-
-    base = get_preset("beta-punks").config()
-    return dataclasses.replace(
-        base, arch="full", model_config={"residual": True}, task=TASK, epochs=10,
-        lr=base.lr / 3, task_config={"prior": "beta-punks"}, out="runs/full-punks.safetensors",
-    )  # fmt: skip

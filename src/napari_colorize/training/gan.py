@@ -69,7 +69,6 @@ __all__ = [
     "GANTask",
     "discriminator_loss",
     "feature_matching_loss",
-    "gan_punks_config",
     "generator_adversarial_loss",
     "sample_hints",
 ]
@@ -534,60 +533,3 @@ class GANTask(ColorizationTask):
             "g_fm": g_fm.detach(),
             **d_terms,
         }
-
-
-# ---------------------------------------------------------------------- preset
-
-
-#: The ``gan-punks`` schedule, in steps of 32 punks (8500 punks: 265 steps an epoch).
-GAN_PUNKS_STEPS = {"pretrain_g_steps": 10600, "pretrain_d_steps": 400, "adversarial": 1500}
-#: How the ``gan-punks`` generator differs from ``punks_config()``.
-GAN_PUNKS_GENERATOR = {
-    "spectral_norm": False, "attention": (), "widths": (48, 96, 192), "stem": 24,
-}  # fmt: skip
-
-
-def gan_punks_config():
-    """The ``gan-punks`` preset's :class:`~.trainer.TrainConfig` (the bundled ``gan-punks``).
-
-    The generator of :func:`~napari_colorize.models.unet.punks_config` without
-    spectral norm and self-attention and 1.5 times as wide (levels of 48, 96
-    and 192 channels, a 24-channel stem; 1.09 M parameters:
-    :data:`GAN_PUNKS_GENERATOR`), 3 spectrally normalised PatchGANs (width 32,
-    2 strided layers) at 24, 12 and 6 pixels. 10600 steps (40 epochs) of
-    generator pretraining (AdamW, one-cycle, peak learning rate 3e-3 as for
-    ``beta-punks``), precise-BN recalibration of the generator over 50
-    batches, 400 steps of discriminator pretraining, 1500 adversarial (LSGAN +
-    feature matching + reconstruction) with the generator's BatchNorm
-    statistics frozen (``generator_bn="frozen"``). The reconstruction loss is
-    ``delta_e`` (the Euclidean ab distance, the loss of ``beta-punks`` and the
-    quantity the evaluation's CIEDE2000 approximates) rather than pix2pix's
-    per-channel L1, weighted 100 as pix2pix weights its L1. In channels_last
-    (the CPU default).
-
-    Frozen statistics decide the result (docs/benchmarks.md): the pretrained
-    generator depends on the statistics of its batch, and with its stored
-    ones it turns a few dozen punks into noise (seed 0: punks:test
-    ``ciede2000_fg`` 1.76 in eval mode, 1.29 with batch statistics); training
-    on in the adversarial phase with batch statistics kept it so (1.92), the
-    frozen adversarial phase trains the deployed network and repairs them
-    (1.17; seed 1: 1.19, beta-punks 1.36).
-    """
-    from ..models.unet import punks_config
-    from .trainer import TrainConfig
-
-    steps = GAN_PUNKS_STEPS
-    return TrainConfig(
-        arch="gan", model_config=punks_config(**GAN_PUNKS_GENERATOR).to_dict(), task="gan",
-        max_steps=steps["pretrain_g_steps"] + steps["pretrain_d_steps"] + steps["adversarial"],
-        batch_size=32, lr=3e-3, weight_decay=1e-4, optimizer="adamw", scheduler="onecycle",
-        loss="delta_e", chroma_size=24, checkpoint_every=500, preview_every=500, val_every=0,
-        bn_recalibrate=50, out="runs/gan-punks.safetensors",
-        task_config={
-            "gan_loss": "lsgan", "l1_weight": 100.0, "fm_weight": 10.0, "adv_weight": 1.0,
-            "pretrain_g_steps": steps["pretrain_g_steps"],
-            "pretrain_d_steps": steps["pretrain_d_steps"],
-            "lr_d": 4e-4, "adv_lr_g": 1e-4, "betas": [0.5, 0.999], "generator_bn": "frozen",
-            "discriminator": {"width": 32, "n_layers": 2, "num_scales": 3},
-        },
-    )  # fmt: skip

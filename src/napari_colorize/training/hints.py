@@ -57,7 +57,6 @@ __all__ = [
     "HintColorizationTask",
     "HintFusionTask",
     "HintSampler",
-    "beta_punks_hints_config",
     "hint_task",
 ]
 
@@ -345,31 +344,3 @@ def hint_task(model, config):
             f"use {', '.join(sorted(_OPTIONS))}"
         )
     return HintColorizationTask(model, config)
-
-
-def beta_punks_hints_config():
-    """The ``beta-punks-hints`` preset: ``beta-punks`` plus a local hint branch.
-
-    The bundled ``beta-punks`` is the frozen prior (so with no hints the model
-    colours exactly as ``beta-punks``); only the small
-    :class:`~napari_colorize.models.beta.LocalHints` branch trains, 10 epochs
-    of the punks train split with hints sampled from the truth (each one
-    pixel's exact colour, as a user picks it on pixel art, whose colours change
-    from one pixel to the next; half of them where the prior is wrong) and 30%
-    of the images given a recoloured region to follow. The loss is the squared
-    ab error, so that the few pixels a hint should fix outweigh the many the
-    prior already gets right.
-    """
-    from .presets import get_preset
-
-    base = get_preset("beta-punks").config()
-    return dataclasses.replace(
-        base, model_config={"in_channels": 4, "local_hints": True}, epochs=10, task=TASK,
-        bn_recalibrate=0,  # the prior keeps its own statistics
-        loss="mse",  # large errors (a hint the prior misses) dominate, not the many right pixels
-        task_config={
-            "hint_p": DEFAULT_HINT_P, "hint_radius": [0, 0], "recolor": 0.3, "focus": 0.5,
-            "prior": "beta-punks", "freeze_prior": True,
-        },
-        out="runs/beta-punks-hints.safetensors",
-    )  # fmt: skip
