@@ -54,8 +54,7 @@ def run(mode: str, seed: int, out: Path, tiny: bool = False) -> dict[str, Path]:
     import torch
 
     from napari_colorize.training.events import StepEvent
-    from napari_colorize.training.gan import GAN_PUNKS_STEPS, gan_punks_config
-    from napari_colorize.training.presets import preset_run
+    from napari_colorize.training.presets import GAN_PUNKS_STEPS, get_preset, preset_run
     from napari_colorize.training.trainer import Trainer
 
     steps = dict(GAN_PUNKS_STEPS)
@@ -63,7 +62,7 @@ def run(mode: str, seed: int, out: Path, tiny: bool = False) -> dict[str, Path]:
         steps = {"pretrain_g_steps": 8, "pretrain_d_steps": 2, "adversarial": 6}
     if mode == "pretrain":
         steps = {**steps, "pretrain_d_steps": 0, "adversarial": 0}
-    base = gan_punks_config()
+    base = get_preset("gan-punks").config()
     task = {
         **base.task_config,
         "pretrain_g_steps": steps["pretrain_g_steps"],

@@ -47,15 +47,14 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
 def train_variant(name: str, out_dir: Path, source: str | None = None) -> Path:
     """Train variant ``name`` into ``out_dir/NAME.safetensors``; returns the path."""
     from napari_colorize.checkpoint import load_checkpoint
-    from napari_colorize.training.gan import GAN_PUNKS_STEPS, gan_punks_config
-    from napari_colorize.training.presets import preset_run
+    from napari_colorize.training.presets import GAN_PUNKS_STEPS, get_preset, preset_run
     from napari_colorize.training.trainer import Trainer
 
     fields, generator, gan = VARIANTS[name]
     out = out_dir / f"{name}.safetensors"
     out_dir.mkdir(parents=True, exist_ok=True)
     if name.startswith("pretrain-"):
-        base = gan_punks_config()
+        base = get_preset("gan-punks").config()
         config = dataclasses.replace(
             base,
             model_config={**base.model_config, **generator},
