@@ -17,12 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import time
 import warnings
 from pathlib import Path
 
 from .errors import CheckpointError, DownloadError
+from .leftovers import remove_leftovers
 
 __all__ = [
     "CACHE_ENV",
@@ -37,7 +36,7 @@ __all__ = [
 
 CACHE_ENV = "NAPARI_COLORIZE_CACHE"
 #: Temporaries that name their process: ``.NAME.PID.part``, ``.NAME.PID.XXXXXXXX.tmp``.
-_WITH_PID = re.compile(r"^\..+\.(\d+)(\.part|\.[0-9a-f]{8}\.tmp)$")
+_WITH_PID = re.compile(r"^\..+\.(?P<pid>\d+)(\.part|\.[0-9a-f]{8}\.tmp)$")
 #: Temporaries without a process id: pooch's files, pip's download folders.
 _WITHOUT_PID = re.compile(r"^(tmp[a-z0-9_]{8}|\.punks-download-[a-z0-9_]{8})$")
 #: A temporary untouched for this long belongs to no running download.
@@ -47,28 +46,6 @@ STALE_AFTER_S = 3600.0
 _DEAD_GRACE_S = 60.0
 #: A temporary whose process id is in use is removed only this old (the id was reused).
 _REUSED_PID_AFTER_S = 24 * 3600.0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError, ValueError):
-        return True  # someone else's process, or cannot tell: treat as running
-    return True
-
-
-def _last_write(path: Path) -> float:
-    """The newest modification time of a file, or of a folder and everything in it."""
-    newest = path.lstat().st_mtime
-    if path.is_dir() and not path.is_symlink():
-        for inner in path.rglob("*"):
-            with contextlib.suppress(OSError):
-                newest = max(newest, inner.lstat().st_mtime)
-    return newest
 
 
 def remove_stale_temporaries(
@@ -94,37 +71,13 @@ def remove_stale_temporaries(
     list of Path
         What was removed (nothing, silently, where the folder is read-only).
     """
-    folder = Path(folder)
-    removed: list[Path] = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return removed
-    now = time.time()
-    for path in entries:
-        with_pid = _WITH_PID.match(path.name)
-        if with_pid is None and _WITHOUT_PID.match(path.name) is None:
-            continue
-        try:
-            age = now - _last_write(path)
-        except OSError:
-            continue
-        if with_pid is not None:
-            dead = not _pid_alive(int(with_pid.group(1)))
-            stale = age >= (_DEAD_GRACE_S if dead else max(stale_after_s, _REUSED_PID_AFTER_S))
-        else:
-            stale = age >= stale_after_s
-        if not stale:
-            continue
-        try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
-    return removed
+    with_pid = remove_leftovers(
+        folder,
+        _WITH_PID,
+        dead_after_s=_DEAD_GRACE_S,
+        untouched_after_s=max(stale_after_s, _REUSED_PID_AFTER_S),
+    )
+    return with_pid + remove_leftovers(folder, _WITHOUT_PID, untouched_after_s=stale_after_s)
 
 
 def writable(folder: str | os.PathLike) -> bool:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import errno
 import os
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .leftovers import remove_leftovers
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -44,7 +45,7 @@ _OTHER_IMAGE_SUFFIXES = (
     ".ico", ".heic", ".heif", ".avif", ".exr", ".hdr", ".dng", ".svg", ".jxl", ".psd",
 )  # fmt: skip
 #: Temporary files of :func:`napari_colorize.checkpoint.atomic_write`: ``.NAME.PID.HEX.tmp``.
-_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 #: Magic numbers of the types read, to tell a damaged image from something else.
 _MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -276,18 +277,6 @@ def _not_an_image(path: Path) -> str | None:
 # ----------------------------------------------------------------- temporaries
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, OverflowError):
-        return True  # someone else's process, or cannot tell: leave its files alone
-    return True
-
-
 def remove_stale_temporaries(folder: str | os.PathLike, *, min_age_s: float = 60.0) -> list[Path]:
     """Remove temporary files left in ``folder`` by killed runs.
 
@@ -307,25 +296,7 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, min_age_s: float = 60
     list of Path
         The files removed.
     """
-    folder = Path(folder)
-    removed: list[Path] = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return removed
-    now = time.time()
-    for path in entries:
-        match = _TEMPORARY.match(path.name)
-        if match is None or _pid_alive(int(match.group(1))):
-            continue
-        try:
-            if not path.is_file() or now - path.stat().st_mtime < min_age_s:
-                continue
-            path.unlink()
-        except OSError:
-            continue
-        removed.append(path)
-    return removed
+    return remove_leftovers(folder, _TEMPORARY, kind="file", dead_after_s=min_age_s)
 
 
 # ----------------------------------------------------------------- writing

@@ -13,7 +13,6 @@ of processes that have ended are removed by the next one
 from __future__ import annotations
 
 import atexit
-import contextlib
 import errno
 import itertools
 import os
@@ -99,18 +98,6 @@ def wants_lazy_result(array: Any, result_shape: tuple[int, ...], threshold: int 
     return is_lazy(array) and result_nbytes(result_shape) > threshold
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def remove_stale_stores(root: Path | None = None) -> list[Path]:
     """Remove the result stores left by processes that have ended.
 
@@ -124,15 +111,10 @@ def remove_stale_stores(root: Path | None = None) -> list[Path]:
     list of pathlib.Path
         The stores removed.
     """
+    from .leftovers import remove_leftovers
+
     root = results_dir() if root is None else Path(root)
-    removed = []
-    with contextlib.suppress(OSError):
-        for path in root.iterdir():
-            match = _NAME.match(path.name)
-            if match and path.is_dir() and not _alive(int(match["pid"])):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-    return removed
+    return remove_leftovers(root, _NAME, kind="dir", dead_after_s=0.0)
 
 
 @dataclass

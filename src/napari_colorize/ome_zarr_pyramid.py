@@ -404,36 +404,13 @@ def remove_stale_folders(target: str | os.PathLike, *, min_age_s: float = 60.0) 
         The folders removed.
     """
     import re
-    import time
+
+    from .leftovers import remove_leftovers
 
     target = Path(target)
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{8}}\.(tmp|old)$")
-    removed = []
-    try:
-        entries = list(target.parent.iterdir())
-    except OSError:
-        return removed
-    for path in entries:
-        match = pattern.match(path.name)
-        if match is None or not path.is_dir() or _alive(int(match.group(1))):
-            continue
-        with contextlib.suppress(OSError):
-            if time.time() - path.stat().st_mtime >= min_age_s:
-                shutil.rmtree(path)
-                removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, OverflowError):
-        return True  # someone else's process, or cannot tell: leave its folder alone
-    return True
+    name = re.escape(target.name)
+    pattern = re.compile(rf"^\.{name}\.(?P<pid>\d+)\.[0-9a-f]{{8}}\.(tmp|old)$")
+    return remove_leftovers(target.parent, pattern, kind="dir", dead_after_s=min_age_s)
 
 
 def _check_replaceable(target: Path) -> None:
