@@ -22,6 +22,7 @@ from napari_colorize.checkpoint import (
     unflatten_state,
 )
 from napari_colorize.errors import CheckpointError, UnknownModelError
+from napari_colorize.models import architectures
 
 
 @dataclass
@@ -49,7 +50,7 @@ class OtherNet(nn.Module):
 
 @pytest.fixture(autouse=True)
 def tiny_arch(monkeypatch):
-    monkeypatch.setattr(registry, "_ARCHITECTURES", dict(registry._ARCHITECTURES))
+    monkeypatch.setattr(architectures, "_ARCHITECTURES", dict(architectures._ARCHITECTURES))
     registry.register_architecture("tiny-test", TinyNet, TinyConfig, "tiny test net")
     registry.register_architecture("tiny-other", OtherNet, TinyConfig, "another layout")
     return "tiny-test"

@@ -12,6 +12,7 @@ from torch import nn
 from napari_colorize import registry
 from napari_colorize.checkpoint import read_metadata, save_checkpoint
 from napari_colorize.errors import CheckpointError, ColorizeError, DownloadError, UnknownModelError
+from napari_colorize.models import architectures
 from napari_colorize.registry import PretrainedModel
 
 
@@ -36,7 +37,7 @@ class TinyNet(nn.Module):
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     """A private copy of the registry tables and private cache/data folders."""
-    monkeypatch.setattr(registry, "_ARCHITECTURES", dict(registry._ARCHITECTURES))
+    monkeypatch.setattr(architectures, "_ARCHITECTURES", dict(architectures._ARCHITECTURES))
     monkeypatch.setattr(registry, "_PRETRAINED", dict(registry._PRETRAINED))
     monkeypatch.setattr(registry, "_user_models", None)
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CheckpointError, UnknownModelError
+from .models.architectures import architectures, matching_architectures
 
 if TYPE_CHECKING:
     pass
@@ -599,9 +600,7 @@ def load_checkpoint(path, *, check_arch: bool = True) -> Checkpoint:
 
 
 def _check_architecture(path, arch) -> None:
-    from . import registry
-
-    known = registry.architectures()
+    known = architectures()
     if arch not in known:
         raise UnknownModelError(
             f"{str(path)!r} was saved for architecture {arch!r}, which is not registered "
@@ -669,10 +668,8 @@ def fit_advice(state: Mapping, arch=None) -> str:
 
 
 def _fit_advice(state: Mapping, arch) -> str:
-    from . import registry
-
     try:
-        fits = registry.matching_architectures(state)
+        fits = matching_architectures(state)
     except Exception:  # advice must never hide the real error
         fits = []
     fits = [a for a in fits if a != arch]
