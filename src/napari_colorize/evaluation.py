@@ -3,6 +3,12 @@
 Every image is turned into its lightness L, the model (or baseline) predicts
 ab from L alone, and the prediction is recombined with the image's *true* L
 before it is scored against the original with :mod:`napari_colorize.metrics`.
+Models go through the Colorizer's own prediction path
+(:meth:`~napari_colorize.inference.Colorizer.colorize_lightness`: the working
+size, the model contract, the gamut policy of :func:`~napari_colorize.color.l_ab_to_rgb`
+and the rounding to uint8), so the scores are computed on what a user sees.
+:func:`evaluate_hints` does the same for a hint-aware model given hints sampled
+from the truth.
 
 :func:`run_evaluation` is a generator of :class:`EvaluationProgress` events
 ending with one :class:`EvaluationDone`; :func:`evaluate` drives it and returns
@@ -11,7 +17,6 @@ the report.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
-from .color import lab_to_rgb, rgb_to_lab
+from .color import l_ab_to_rgb, rgb_to_lab
+from .image_files import READ_SUFFIXES, list_images, read_rgb
 
 __all__ = [
     "BASELINES",
@@ -28,6 +34,7 @@ __all__ = [
     "EvaluationDone",
     "EvaluationProgress",
     "evaluate",
+    "evaluate_hints",
     "format_report",
     "run_evaluation",
 ]
@@ -35,8 +42,7 @@ __all__ = [
 #: ``gray``: ab = 0; ``mean``: the training data's mean ab (per pixel for punks).
 BASELINES = ("gray", "mean")
 #: Files a data folder is searched for (recursively, case-insensitive).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-_DEFAULT_CHROMA_SIZE = 256
+IMAGE_SUFFIXES = READ_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -101,46 +107,10 @@ class _PunksSource:
         return np.asarray(self.punks.labels)[:, cols].astype(bool), [names[c] for c in cols]
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 or float32 RGB in [0, 1] (alpha dropped)."""
-    from skimage.io import imread
-
-    try:
-        img = np.asarray(imread(path))
-    except Exception as exc:  # any decoder error means the same to the user
-        raise ValueError(f"cannot read image {path}: {exc}; remove it from the folder") from exc
-    if img.ndim == 3 and img.shape[-1] in (2, 4):  # gray + alpha, RGBA
-        img = img[..., :-1]
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=-1)
-    if img.ndim != 3 or img.shape[-1] != 3:
-        raise ValueError(
-            f"image {path} has shape {img.shape}; expected a 2D gray, RGB or RGBA image"
-        )
-    if img.dtype == np.uint8:
-        return img
-    if img.dtype == np.uint16:
-        return (img / 65535.0).astype(np.float32)
-    if img.dtype == bool:
-        return img.astype(np.uint8) * 255
-    if img.dtype.kind == "f":
-        if not np.all(np.isfinite(img)):
-            raise ValueError(f"image {path} holds NaN or infinite values")
-        return np.clip(img, 0.0, 1.0).astype(np.float32)
-    raise ValueError(f"image {path} has dtype {img.dtype}; use 8- or 16-bit images")
-
-
 class _FolderSource:
     def __init__(self, folder: Path):
         self.name = str(folder)
-        if folder.is_file():
-            self.paths = [folder]
-        else:
-            self.paths = sorted(
-                p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
+        self.paths = list_images(folder, recursive=True, extensions=IMAGE_SUFFIXES)
         if not self.paths:
             raise ValueError(
                 f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {folder}; "
@@ -153,7 +123,7 @@ class _FolderSource:
         for start in range(0, self.n_images, batch_size):
             by_shape: dict[tuple, list[np.ndarray]] = {}
             for path in self.paths[start : start + batch_size]:
-                img = _read_rgb(path)
+                img = read_rgb(path, gray=True)
                 by_shape.setdefault((img.shape, img.dtype.str), []).append(img)
             yield [_Batch(np.stack(imgs)) for imgs in by_shape.values()]
 
@@ -172,72 +142,44 @@ class _FolderSource:
 
 
 def _open_data(data):
-    if isinstance(data, str) and data.lower().startswith("punks"):
-        _, _, split = data.partition(":")
-        split = split or "test"
-        if split not in ("train", "test"):
-            raise ValueError(
-                f"unknown punks split {split!r} in {data!r}; use punks:test or punks:train"
-            )
-        return _PunksSource(split)
-    text = str(data)
-    if text.startswith("folder:"):
-        text = text[len("folder:") :]
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(
-            f"data {data!r} is neither 'punks:test', 'punks:train' "
-            "nor an existing folder of images"
-        )
-    return _FolderSource(path)
+    """The images ``data`` names (see :func:`~napari_colorize.data.spec.parse_data_spec`)."""
+    from .data.spec import parse_data_spec
+
+    spec = parse_data_spec(data, default_split="test")
+    return _PunksSource(spec.split) if spec.kind == "punks" else _FolderSource(spec.path)
 
 
 # -------------------------------------------------------------- predictors
 
 
-def _recombine(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    """RGB in [0, 1] from the true L ``(B, H, W)`` and predicted ab ``(B, H, W, 2)``."""
-    lab = np.concatenate([lightness[..., None], ab], axis=-1, dtype=np.float64)
-    return lab_to_rgb(lab)
+class _ColorizerPredictor:
+    """RGB uint8 of the true L ``(B, H, W)`` through the Colorizer's prediction path."""
 
-
-class _ModelPredictor:
-    def __init__(self, model, device, chroma_size: int):
+    def __init__(self, model, device, chroma_size, batch_size: int):
         import torch
 
-        self.model = model
-        self.device = device
-        self.chroma_size = int(chroma_size)
-        self.torch = torch
+        from .inference import Colorizer
+
+        self.module = model if isinstance(model, torch.nn.Module) else None
+        # a module passed in is left in the mode it came in
+        self.was_training = self.module is not None and self.module.training
+        self.name = type(model).__name__ if self.module is not None else str(model)
+        self.colorizer = Colorizer(
+            model, device=device, chroma_size=chroma_size or "auto", batch_size=batch_size
+        )
 
     def __call__(self, lightness: np.ndarray) -> np.ndarray:
-        """ab ``(B, H, W, 2)`` predicted from L ``(B, H, W)``."""
-        import torch.nn.functional as F
+        return self.colorizer.colorize_lightness(lightness)
 
-        from .color import l_to_net, net_to_ab
-
-        torch = self.torch
-        _, h, w = lightness.shape
-        x = torch.from_numpy(np.ascontiguousarray(l_to_net(lightness), dtype=np.float32))
-        x = x[:, None].to(self.device)
-        if max(h, w) > self.chroma_size:
-            # large images: predict chroma with the longest side at the model's working
-            # size (as inference.Colorizer does) and upsample it; the true L keeps the detail
-            scale = self.chroma_size / max(h, w)
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
-        was_training = self.model.training
-        self.model.eval()  # for this call only: a module passed in is left as it was
-        try:
-            out = self.model(x)
-        finally:
-            self.model.train(was_training)
-        if tuple(out.shape[-2:]) != (h, w):
-            out = F.interpolate(out.float(), size=(h, w), mode="bilinear", align_corners=False)
-        return net_to_ab(out.float()).permute(0, 2, 3, 1).cpu().numpy()
+    def close(self) -> None:
+        self.colorizer.close()
+        if self.was_training:
+            self.module.train()
 
 
 class _ConstantPredictor:
+    name = None
+
     def __init__(self, ab: np.ndarray):
         self.ab = np.asarray(ab, dtype=np.float32)  # (2,) or (H, W, 2)
 
@@ -247,21 +189,10 @@ class _ConstantPredictor:
             raise ValueError(
                 f"the per-pixel mean ab is {self.ab.shape[:2]} but an image is {(h, w)}"
             )
-        return np.broadcast_to(self.ab, (b, h, w, 2))
+        return l_ab_to_rgb(lightness, np.broadcast_to(self.ab, (b, h, w, 2)))
 
-
-def _load_model(model, device, chroma_size):
-    """``(module, name, chroma_size)`` from a module or a registered name/checkpoint path."""
-    import torch
-
-    if isinstance(model, torch.nn.Module):
-        return model.to(device), type(model).__name__, chroma_size or _DEFAULT_CHROMA_SIZE
-    from .registry import load_model
-
-    module, meta = load_model(model, device=device)
-    extra = getattr(meta, "extra", None) or {}
-    size = chroma_size or extra.get("chroma_size") or _DEFAULT_CHROMA_SIZE
-    return module.to(device), str(model), int(size)
+    def close(self) -> None:
+        pass
 
 
 # --------------------------------------------------------------- evaluation
@@ -301,34 +232,27 @@ def run_evaluation(
 
     source = _open_data(data)
     if model is not None:
-        import torch
-
-        from .devices import resolve_device
-
-        dev = resolve_device(device)
-        module, model_name, size = _load_model(model, dev, chroma_size)
-        predict = _ModelPredictor(module, dev, size)
-        grad_off = torch.inference_mode
+        predict = _ColorizerPredictor(model, device, chroma_size, batch_size)
     else:
-        model_name = None
         ab = source.mean_ab() if baseline == "mean" else np.zeros(2)
         predict = _ConstantPredictor(ab)
-        grad_off = contextlib.nullcontext
 
-    return _evaluation_events(source, predict, grad_off, model_name, baseline, batch_size)
+    return _evaluation_events(source, predict, baseline, batch_size)
 
 
-def _evaluation_events(source, predict, grad_off, model_name, baseline, batch_size):
+def _evaluation_events(source, predict, baseline, batch_size):
     parts, done = [], 0
-    for chunk in source.batches(batch_size):
-        for batch in chunk:
-            lightness = rgb_to_lab(batch.rgb)[..., 0]
-            with grad_off():
-                ab = predict(lightness)
-            rgb_pred = _recombine(lightness, ab)
-            parts.append(metrics.score_images(rgb_pred, batch.rgb, batch.alpha))
-            done += batch.rgb.shape[0]
-        yield EvaluationProgress(done, source.n_images)
+    try:
+        for chunk in source.batches(batch_size):
+            for batch in chunk:
+                lightness = rgb_to_lab(batch.rgb)[..., 0]
+                rgb_pred = predict(lightness)
+                parts.append(metrics.score_images(rgb_pred, batch.rgb, batch.alpha))
+                done += batch.rgb.shape[0]
+            yield EvaluationProgress(done, source.n_images)
+    finally:
+        predict.close()
+    model_name = predict.name
 
     scores = metrics.ImageScores.concat(parts)
     result: dict = scores.summary()
@@ -354,7 +278,9 @@ def evaluate(
     """Score a model's (or a baseline's) colorizations of a data set.
 
     L is taken from each true image, the model predicts ab from it, and the
-    prediction recombined with the true L is compared with the true image.
+    prediction recombined with the true L is compared with the true image: the
+    RGB is what :meth:`~napari_colorize.inference.Colorizer.colorize_lightness`
+    shows a user (out-of-gamut colours moved towards gray, uint8).
 
     Parameters
     ----------
@@ -365,9 +291,10 @@ def evaluate(
         ``"punks:test"`` / ``"punks:train"``, or a folder of images (searched
         recursively; ``"folder:PATH"`` also works). Folder images may have any
         size: those whose longest side exceeds the model's working size
-        (``chroma_size``) are shrunk to it (aspect kept), and the predicted ab
-        is upsampled bilinearly to full resolution; smaller ones are predicted
-        at full size. An alpha channel in a file is dropped.
+        (``chroma_size``) are shrunk to it (area mean, aspect kept), and the
+        predicted ab is upsampled bilinearly to full resolution; smaller ones
+        are predicted at full size. Files are read by :func:`napari_colorize.image_files.read_rgb`
+        (alpha dropped, 16 bits kept, a gray image is a truth without colour).
     baseline : {"gray", "mean"}, optional
         Instead of a model: ``"gray"`` predicts ab = 0; ``"mean"`` predicts
         the mean ab of the training data, per pixel for punks (over
@@ -379,8 +306,9 @@ def evaluate(
     device : str or torch.device
         ``"auto"`` picks CUDA, then MPS, then CPU.
     chroma_size : int, optional
-        Longest side the model sees; default: the checkpoint's
-        ``extra["chroma_size"]``, else 256.
+        Longest side the model sees; default: the Colorizer's ``"auto"``
+        (:func:`napari_colorize.cards.auto_working_size`: the checkpoint's
+        ``extra["chroma_size"]`` near its training size, else 256).
     progress : callable, optional
         Called with an :class:`EvaluationProgress` after each batch.
 
@@ -411,3 +339,111 @@ def format_report(report: dict) -> str:
         rows.append(("n_images", str(report["n_images"])))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+# ------------------------------------------------------------------ with hints
+
+
+def evaluate_hints(
+    model,
+    n_hints: int,
+    data: str = "punks:test",
+    *,
+    seed: int = 0,
+    radius=1,
+    batch_size: int = 256,
+    device="cpu",
+    chroma_size: int | None = None,
+    focus: float = 0.0,
+) -> dict:
+    """Score a hint-aware model given ``n_hints`` hints per image sampled from the truth.
+
+    As :func:`evaluate` (same data specs, same report keys, the same prediction
+    path), but the model also sees :func:`~napari_colorize.hints.sample_hints`
+    of each true image, drawn from ``seed`` in the data's order, so reruns and
+    other models see the very same hints.
+
+    Parameters
+    ----------
+    model : str, path-like or torch.nn.Module
+        A hint-aware model (a registered name, a checkpoint or a module).
+    n_hints : int
+        Hints per image (0: the model alone).
+    data : str
+        ``"punks:test"``, ``"punks:train"`` or a folder of images.
+    seed : int
+        Seed of the hint positions and patch sizes.
+    radius : int or (int, int)
+        Patch half-width of each hint (see :func:`~napari_colorize.hints.sample_hints`).
+    batch_size : int
+    device : str
+    chroma_size : int, optional
+        Working size (longest side); default as in :func:`evaluate`.
+    focus : float
+        Share (0 to 1) of the hint positions drawn in proportion to the model's
+        own error without hints, as a user puts hints where the colours are
+        wrong; 0: uniform positions.
+
+    Returns
+    -------
+    dict
+        The report keys of :data:`napari_colorize.metrics.REPORT_KEYS`, plus
+        ``n_images``, ``data``, ``model``, ``n_hints``, ``seed`` and ``radius``.
+    """
+    import torch
+
+    from .color import ab_to_net
+    from .hints import sample_hints
+
+    if int(n_hints) < 0:
+        raise ValueError(f"n_hints must be >= 0, got {n_hints}")
+    if not 0.0 <= float(focus) <= 1.0:
+        raise ValueError(f"focus must be between 0 and 1, got {focus}")
+    predict = _ColorizerPredictor(model, device, chroma_size, int(batch_size))
+    colorizer = predict.colorizer
+    if int(n_hints) and not colorizer.model_takes_hints:
+        predict.close()
+        raise ValueError(
+            f"model {predict.name} takes no hints; evaluate it with "
+            "napari_colorize.evaluation.evaluate or pick a hint-aware model "
+            "(e.g. beta-punks-hints, siggraph17)"
+        )
+    source = _open_data(data)
+    gen = torch.Generator().manual_seed(int(seed))
+    parts = []
+    try:
+        for chunk in source.batches(int(batch_size)):
+            for batch in chunk:
+                lab = rgb_to_lab(batch.rgb)
+                lightness = lab[..., 0]
+                ab_true = torch.from_numpy(
+                    np.ascontiguousarray(
+                        ab_to_net(lab[..., 1:]).transpose(0, 3, 1, 2), dtype=np.float32
+                    )
+                )
+                weights = None
+                if focus and int(n_hints):  # the model's own error, at full resolution
+                    colorizer.hints = {}
+                    alone = colorizer.colorize_lightness(lightness, output="ab")
+                    alone = ab_to_net(torch.from_numpy(alone).permute(0, 3, 1, 2))
+                    error = (alone - ab_true).norm(dim=1)
+                    share = error / error.sum((1, 2), keepdim=True).clamp(min=1e-12)
+                    weights = (1.0 - focus) / error[0].numel() + focus * share
+                hints = sample_hints(ab_true, int(n_hints), gen, radius, weights)
+                colorizer.hints = {"hints": hints.permute(0, 2, 3, 1).numpy()}
+                rgb_pred = colorizer.colorize_lightness(lightness)
+                parts.append(metrics.score_images(rgb_pred, batch.rgb, batch.alpha))
+    finally:
+        predict.close()
+    scores = metrics.ImageScores.concat(parts)
+    report = scores.summary()
+    report.update(
+        n_images=len(scores),
+        data=source.name,
+        model=predict.name,
+        n_hints=int(n_hints),
+        seed=int(seed),
+        radius=radius,
+        focus=float(focus),
+    )
+    return report

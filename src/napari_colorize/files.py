@@ -1,13 +1,14 @@
 """Colorizing image files: finding them, reading them lazily, writing results atomically.
 
-This is the library side of ``napari-colorize colorize``: PNG and JPEG through
-imageio, TIFF (8/16-bit, float, multi-page stacks, RGB) through tifffile. TIFF
-inputs are memory-mapped or read through zarr where the file allows, and TIFF
-outputs are written plane by plane into a memory-mapped file whose blocks are
-reserved first (a full disk is an error, not a bus error), so stacks larger
-than memory go through. Every output is written to a temporary file and renamed
-into place (:func:`napari_colorize.checkpoint.atomic_write`), so a crash or
-Ctrl+C never leaves half a file.
+This is the library side of ``napari-colorize colorize``. Files are read by
+:func:`napari_colorize.image_files.read_image`, the one reader (TIFF stacks
+memory-mapped or through zarr, OME-Zarr lazily). PNG and JPEG results are
+written through imageio, TIFF results plane by plane into a memory-mapped
+file whose blocks are reserved first (a full disk is an error, not a bus
+error), so stacks larger than memory go through. Every output is written to
+a temporary file and renamed into place
+(:func:`napari_colorize.checkpoint.atomic_write`), so a crash or Ctrl+C never
+leaves half a file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .image_files import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_image
 from .leftovers import remove_leftovers
 
 __all__ = [
@@ -35,9 +37,6 @@ __all__ = [
     "remove_stale_temporaries",
 ]
 
-#: File types read and written.
-TIFF_SUFFIXES = (".tif", ".tiff")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", *TIFF_SUFFIXES)
 _JPEG_QUALITY = 95
 #: Suffixes of image types that are not written: an output named so is a mistake, not a folder.
 _OTHER_IMAGE_SUFFIXES = (
@@ -46,8 +45,6 @@ _OTHER_IMAGE_SUFFIXES = (
 )  # fmt: skip
 #: Temporary files of :func:`napari_colorize.checkpoint.atomic_write`: ``.NAME.PID.HEX.tmp``.
 _TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-#: Magic numbers of the types read, to tell a damaged image from something else.
-_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 @dataclass(frozen=True)
@@ -156,122 +153,6 @@ def plan_jobs(
             taken[resolved] = source
             jobs.append(ColorizeJob(source, target))
     return jobs, problems
-
-
-# ----------------------------------------------------------------- reading
-
-
-def _open_tiff(path: Path) -> Any:
-    import tifffile
-
-    try:
-        # uncompressed, contiguous files: no copy at all
-        return tifffile.memmap(path, mode="r")
-    except (ValueError, OSError):
-        pass
-    try:
-        import zarr
-
-        store = tifffile.imread(path, aszarr=True)
-        array = zarr.open(store, mode="r")
-        if not hasattr(array, "shape"):  # a pyramid: its full-resolution level
-            array = array[next(iter(array.array_keys()))]
-        return array
-    except Exception:  # an old zarr or an unusual file: read it whole
-        return tifffile.imread(path)
-
-
-def read_image(path: str | os.PathLike) -> Any:
-    """Read an image or stack, lazily where the format allows.
-
-    Parameters
-    ----------
-    path : path-like
-        PNG, JPEG or TIFF (multi-page TIFFs are stacks), or an OME-Zarr
-        image folder (level 0, see :mod:`napari_colorize.ome_zarr`).
-
-    Returns
-    -------
-    array-like
-        numpy array, ``np.memmap``, zarr or dask array. Of gray+alpha images
-        (a last axis of 2 entries) only the gray channel.
-
-    Raises
-    ------
-    ValueError
-        For an unknown suffix or a file that cannot be decoded; the message
-        says what went wrong.
-    """
-    path = Path(path)
-    from .ome_zarr import is_ome_zarr, read_ome_zarr
-
-    if is_ome_zarr(path):
-        return read_ome_zarr(path)[0]
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise ValueError(
-            f"unsupported file type {suffix or '(none)'!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
-        )
-    try:
-        if suffix in TIFF_SUFFIXES:
-            return _drop_alpha(_open_tiff(path))
-        import imageio.v3 as iio
-
-        return _drop_alpha(iio.imread(path))
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        what = _not_an_image(path)
-        if what:
-            raise ValueError(what) from None
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise ValueError(f"cannot read it as {suffix[1:].upper()}: {reason}") from None
-
-
-class _GrayOfGrayAlpha:
-    """The gray channel of a lazy gray+alpha array, read only where indexed."""
-
-    def __init__(self, array: Any):
-        self._array = array
-        self.shape = tuple(array.shape[:-1])
-        self.dtype = array.dtype
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            return np.asarray(self._array[key])[..., 0]
-        return np.asarray(self._array[(*key, *[slice(None)] * (self.ndim - len(key)), 0)])
-
-    def __array__(self, dtype=None, copy=None):
-        gray = np.asarray(self._array[..., 0])
-        return gray if dtype is None else gray.astype(dtype)
-
-
-def _drop_alpha(array: Any) -> Any:
-    """Gray+alpha (a last axis of 2: LA PNGs, 2-sample TIFFs) is a gray image."""
-    from .images import MIN_SIZE
-
-    shape = tuple(array.shape)
-    if len(shape) < 3 or shape[-1] != 2 or min(shape[-3:-1]) < MIN_SIZE:
-        return array
-    if isinstance(array, np.ndarray):
-        return array[..., 0]  # a view; a memory map stays one
-    return _GrayOfGrayAlpha(array)
-
-
-def _not_an_image(path: Path) -> str | None:
-    """Why a file that failed to decode is no image at all, or None if it may be a damaged one."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return None
-    if not head:
-        return "the file is empty (0 bytes)"
-    if not head.startswith(_MAGIC):
-        return "the file is not an image (its content is not PNG, JPEG or TIFF)"
-    return None
 
 
 # ----------------------------------------------------------------- temporaries

@@ -208,7 +208,8 @@ def _about_run(args) -> dict:
 
 def _read_references(paths):
     """The colour images of ``--reference`` (files and folders), as arrays."""
-    from ..files import find_images, read_image
+    from ..files import find_images
+    from ..image_files import read_image
 
     files, problems = find_images(paths)
     if problems:

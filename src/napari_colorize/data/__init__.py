@@ -2,8 +2,9 @@
 
 Every dataset yields ``(l_net, ab_net)`` float32 tensors of shapes ``(1, h, w)``
 and ``(2, h, w)``, with random crops and flips that depend only on
-``(seed, epoch, index)``. :func:`dataset_from_spec` turns the strings the CLI
-and the widgets accept into datasets.
+``(seed, epoch, index)``. :func:`parse_data_spec` (:mod:`.spec`) is the one
+parser of the strings the CLI and the widgets accept; :func:`dataset_from_spec`
+turns them into datasets.
 
 Importing this package is cheap: torch loads with the first dataset.
 """
@@ -11,18 +12,21 @@ Importing this package is cheap: torch loads with the first dataset.
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
+
+from .spec import SPEC_FORMS, DataNotFoundError, DataSpec, parse_data_spec
 
 __all__ = [
     "PUNK_TYPES",
     "SPEC_FORMS",
     "ArrayDataset",
+    "DataNotFoundError",
+    "DataSpec",
     "ImageFolderDataset",
     "PunksDataset",
     "PunksSplit",
     "dataset_from_spec",
     "load_punks",
+    "parse_data_spec",
     "punk_type_index",
     "read_rgb",
 ]
@@ -37,9 +41,6 @@ _LAZY = {
     "ImageFolderDataset": "folder",
     "read_rgb": "folder",
 }
-
-#: The dataset specifications :func:`dataset_from_spec` understands.
-SPEC_FORMS = ("punks:train", "punks:test", "folder:PATH", "PATH (an existing folder or image)")
 
 
 def __getattr__(name: str):
@@ -61,7 +62,8 @@ def dataset_from_spec(spec, patch_size=None, seed: int = 0, **kwargs):
     spec : str or path-like
         ``"punks:train"`` / ``"punks:test"`` (the CryptoPunks), ``"folder:PATH"``
         (the colour images under PATH), or a bare existing path: a folder is read
-        like ``folder:``, a single image file becomes random patches of it.
+        like ``folder:``, a single image file becomes random patches of it
+        (see :func:`~napari_colorize.data.spec.parse_data_spec`).
     patch_size : int or (int, int), optional
         Random crop size; ``None`` yields whole images.
     seed : int
@@ -79,45 +81,22 @@ def dataset_from_spec(spec, patch_size=None, seed: int = 0, **kwargs):
     ------
     ValueError
         For a specification of none of these forms.
-    FileNotFoundError
-        For ``folder:PATH`` with a missing PATH.
+    DataNotFoundError
+        (a ``FileNotFoundError`` and a ``ValueError``) for a path that does not exist.
     """
-    text = os.fspath(spec) if isinstance(spec, os.PathLike) else spec
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"dataset spec must be a non-empty string, got {spec!r}; {_forms()}")
-    text = text.strip()
-    if text.startswith("punks:"):
-        split = text[len("punks:") :]
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown punks split {split!r} in {text!r}; {_forms()}")
+    parsed = parse_data_spec(spec)
+    if parsed.kind == "punks":
         from .arrays import PunksDataset
 
-        dataset = PunksDataset(split, patch_size=patch_size, seed=seed, **kwargs)
-    elif text.startswith("folder:"):
+        dataset = PunksDataset(parsed.split, patch_size=patch_size, seed=seed, **kwargs)
+    elif parsed.kind == "folder":
         from .folder import ImageFolderDataset
 
-        root = Path(text[len("folder:") :]).expanduser()
-        if not root.is_dir():
-            raise FileNotFoundError(f"{text!r}: {root} is not an existing folder; {_forms()}")
-        dataset = ImageFolderDataset(root, patch_size=patch_size, seed=seed, **kwargs)
-    elif Path(text).expanduser().is_dir():
-        from .folder import ImageFolderDataset
-
-        dataset = ImageFolderDataset(
-            Path(text).expanduser(), patch_size=patch_size, seed=seed, **kwargs
-        )
-    elif Path(text).expanduser().is_file():
-        from .arrays import ArrayDataset
-        from .folder import read_rgb
-
-        dataset = ArrayDataset(
-            read_rgb(Path(text).expanduser()), patch_size=patch_size, seed=seed, **kwargs
-        )
+        dataset = ImageFolderDataset(parsed.path, patch_size=patch_size, seed=seed, **kwargs)
     else:
-        raise ValueError(f"unknown dataset spec {text!r} (no such file or folder); {_forms()}")
-    dataset.spec = text
+        from ..image_files import read_rgb
+        from .arrays import ArrayDataset
+
+        dataset = ArrayDataset(read_rgb(parsed.path), patch_size=patch_size, seed=seed, **kwargs)
+    dataset.spec = parsed.text
     return dataset
-
-
-def _forms() -> str:
-    return "use one of " + ", ".join(repr(f) if ":" in f else f for f in SPEC_FORMS)

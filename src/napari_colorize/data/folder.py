@@ -1,8 +1,10 @@
-"""A folder of colour images (png, jpg, tif; 8- or 16-bit) read lazily, one item at a time.
+"""A folder of colour images (png, jpg, bmp, tif; 8- or 16-bit) read lazily, one item at a time.
 
 Only the headers are read when the dataset is built, to skip files that cannot
 serve as colour targets (grayscale, smaller than the patch, unreadable); each
 item then reads its own file. A multi-page RGB tif contributes one item per page.
+Files are read by :mod:`napari_colorize.image_files`, as the CLI and
+evaluation read them.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..image_files import READ_SUFFIXES, image_header, list_images, read_rgb
 from .arrays import SeededDataset
-from .transforms import RandomCropFlip, check_rgb, rgb_to_net
+from .transforms import RandomCropFlip, rgb_to_net
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "list_images", "read_rgb"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-_TIFF = (".tif", ".tiff")
-# Pillow modes that carry colour; everything else ("L", "I;16", "1", "LA", "F", ...) is gray.
-_PIL_COLOR_MODES = ("RGB", "RGBA", "RGBX", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+#: File types a folder is searched for (those :mod:`napari_colorize.image_files` reads).
+IMAGE_EXTENSIONS = READ_SUFFIXES
 
 
 class _Skip(Exception):
@@ -37,136 +38,22 @@ class _Item:
     shape: tuple[int, int]
 
 
-def list_images(root, recursive: bool = True, extensions=IMAGE_EXTENSIONS) -> list[Path]:
-    """Image files under ``root`` (or ``root`` itself if it is a file), sorted by path.
-
-    Hidden files and folders (names starting with ``.``) are left out.
-    """
-    root = Path(root).expanduser()
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
-    extensions = tuple(e.lower() for e in extensions)
-    pattern = root.rglob("*") if recursive else root.glob("*")
-    files = [
-        p
-        for p in pattern
-        if p.suffix.lower() in extensions
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.is_file()
-    ]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
-def _probe_tiff(path: Path) -> list[_Item]:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
-        n_pages = len(series.pages)
-    if axes.endswith("YXS") and shape[-1] in (3, 4):
-        spatial, leading = shape[-3:-1], shape[:-3]
-    elif axes.endswith("SYX") and shape[-3] in (3, 4) and len(shape) == 3:
-        spatial, leading = shape[-2:], ()
-    else:
-        raise _Skip(f"grayscale (shape {shape}, axes {axes}): no colour target")
+def _probe(path: Path) -> list[_Item]:
+    """The items of one file (one per plane of a colour stack), from its header alone."""
+    try:
+        shape, dtype, planar = image_header(path)
+    except ValueError as exc:  # corrupt or foreign files: skip with the reason
+        raise _Skip(f"unreadable ({exc})") from None
+    if planar:
+        raise _Skip(f"planar TIFF (shape {shape}): colour planes read as a stack; save it as RGB")
+    if len(shape) < 3 or shape[-1] not in (3, 4):
+        raise _Skip(f"grayscale (shape {shape}): no colour target")
     if dtype.kind != "f" and dtype not in (np.uint8, np.uint16):
         raise _Skip(f"dtype {dtype} (use uint8, uint16 or float in [0, 1])")
-    n_planes = int(np.prod(leading)) if leading else 1
+    spatial, n_planes = shape[-3:-1], int(np.prod(shape[:-3]))
     if n_planes == 1:
         return [_Item(path, None, spatial)]
-    if n_pages != n_planes:
-        raise _Skip(f"{n_planes} planes in {n_pages} pages: save one RGB image per page")
     return [_Item(path, page, spatial) for page in range(n_planes)]
-
-
-def _probe_pil(path: Path) -> list[_Item]:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        mode, (width, height) = image.mode, image.size
-    if mode not in _PIL_COLOR_MODES:
-        raise _Skip(f"grayscale (mode {mode}): no colour target")
-    return [_Item(path, None, (height, width))]
-
-
-def _probe(path: Path) -> list[_Item]:
-    try:
-        return _probe_tiff(path) if path.suffix.lower() in _TIFF else _probe_pil(path)
-    except _Skip:
-        raise
-    except Exception as exc:  # corrupt or foreign files: skip with the reason
-        raise _Skip(f"unreadable ({type(exc).__name__}: {exc})") from None
-
-
-def read_rgb(path, page: int | None = None) -> np.ndarray:
-    """Read a colour image as ``(H, W, 3)`` uint8, uint16 or float32 in [0, 1].
-
-    16-bit tifs keep their 16 bits; png/jpg are read with Pillow (8 bits per
-    channel). An alpha channel is dropped.
-
-    Raises
-    ------
-    FileNotFoundError
-        For a missing file.
-    ValueError
-        For grayscale images (they carry no colour target), unsupported dtypes,
-        and files that are empty, truncated or not images at all.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no image file {os.fspath(path)!r}")
-    try:
-        array = _read_array(path, page)
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{os.fspath(path)}: {_unreadable_reason(path, exc)}") from exc
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise ValueError(
-            f"{path} is grayscale (shape {array.shape}): it carries no colour to learn from; "
-            "remove it or convert it to RGB"
-        )
-    if array.dtype.kind == "f":
-        array = array.astype(np.float32, copy=False)
-    return check_rgb(array[..., :3], str(path))
-
-
-def _unreadable_reason(path: Path, exc: Exception) -> str:
-    """Why ``path`` could not be read, in words, with what to do."""
-    if path.stat().st_size == 0:
-        return "the file is empty (0 bytes); copy the image again or give another file"
-    text = str(exc) or type(exc).__name__
-    if "truncated" in text.lower() or isinstance(exc, EOFError):
-        return "the image is truncated; remove it or copy it again"
-    if type(exc).__name__ in ("UnidentifiedImageError", "TiffFileError"):
-        return "not an image file (PNG, JPEG or TIFF); give a colour photo in one of these formats"
-    return f"cannot be read as an image ({type(exc).__name__}: {text}); remove or replace it"
-
-
-def _read_array(path: Path, page: int | None) -> np.ndarray:
-    """The pixels of ``path`` (of tif page ``page``) as stored, alpha included."""
-    if path.suffix.lower() in _TIFF:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            axes = series.axes
-            array = tif.pages[page].asarray() if page is not None else series.asarray()
-        if page is None and axes.endswith("SYX") and array.ndim == 3 and array.shape[0] in (3, 4):
-            array = np.moveaxis(array, 0, -1)
-        array = array.reshape(array.shape[-3:]) if array.ndim > 3 else array
-    else:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            if image.mode not in _PIL_COLOR_MODES:
-                array = np.asarray(image)
-            else:
-                array = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    return array
 
 
 class ImageFolderDataset(SeededDataset):

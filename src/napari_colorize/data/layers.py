@@ -603,17 +603,15 @@ def spec_datasets(
     ValueError, FileNotFoundError
         A bad spec, or too few items to hold some out.
     """
-    from pathlib import Path
-
+    from ..image_files import read_rgb
     from . import dataset_from_spec
+    from .spec import parse_data_spec
 
-    text = str(spec).strip()
-    path = Path(text).expanduser()
-    if not text.startswith(("punks:", "folder:")) and path.is_file():
-        from .folder import read_rgb
-
-        rgb = read_rgb(path)
-        source = LayerSource(path.name, rgb)
+    parsed = parse_data_spec(spec)
+    text = parsed.text
+    if parsed.kind == "file":
+        rgb = read_rgb(parsed.path)
+        source = LayerSource(parsed.path.name, rgb)
         split = "regions" if val_fraction > 0 else "none"
         data = layer_datasets(
             [source], patch_size or min(64, *rgb.shape[:2]), split=split,

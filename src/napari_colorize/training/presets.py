@@ -85,7 +85,7 @@ class HoldoutSubset:
 
 
 def _punks_data(config, data=None, image=None):
-    from ..data import PunksDataset, dataset_from_spec
+    from ..data import PunksDataset, dataset_from_spec, parse_data_spec
 
     if image is not None:
         raise ValueError("--image is for the alpha preset; give --data SPEC for punks presets")
@@ -96,7 +96,7 @@ def _punks_data(config, data=None, image=None):
         cut = n - PUNKS_HOLDOUT
         config.data = PUNKS_DATA_NOTE
         return HoldoutSubset(train, range(cut)), HoldoutSubset(val, range(cut, n))
-    if not str(data).startswith("punks:"):  # the user's own images
+    if parse_data_spec(data).kind != "punks":  # the user's own images
         from .baseline import with_lightness_table
 
         config.model_config = with_lightness_table(config.arch, config.model_config)
@@ -119,7 +119,7 @@ def _alpha_data(config, data=None, image=None):
 
         rgb, name = getattr(skimage.data, str(source))(), f"skimage.data.{source}()"
     else:
-        from ..data import read_rgb
+        from ..image_files import read_rgb
 
         path = Path(str(source).removeprefix("folder:")).expanduser()
         if path.is_dir():
@@ -144,11 +144,11 @@ def _alpha_data(config, data=None, image=None):
 
 
 def _alpha_folder_message(path: Path) -> str:
-    from ..data.folder import IMAGE_EXTENSIONS, list_images
+    from ..image_files import READ_SUFFIXES, list_images
 
     if not list_images(path):
         return (
-            f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)}); the alpha preset fits "
+            f"{path} holds no images ({', '.join(READ_SUFFIXES)}); the alpha preset fits "
             "one colour photo: give its file with --image PATH"
         )
     return (
