@@ -76,7 +76,8 @@ def _train(args) -> int:
     from tqdm import tqdm
 
     from ..training.events import StepEvent, TrainResult, ValidationEvent
-    from ..training.presets import list_presets, preset_run
+    from ..training.presets import list_presets
+    from ..training.run import plan_run
 
     if args.list:
         for p in list_presets():
@@ -92,8 +93,6 @@ def _train(args) -> int:
         )
     import torch
 
-    from ..training.trainer import TrainConfig, Trainer
-
     if args.threads:
         torch.set_num_threads(args.threads)
     from ..training import distributed as ddp
@@ -102,29 +101,13 @@ def _train(args) -> int:
         return ddp.relaunch_train(args.nproc_per_node)
     world = ddp.join_if_distributed(args.distributed, args.device)
     quiet = world is not None and not world.is_main  # only rank 0 prints
-    device = world.device if world is not None else args.device
-    overrides = {
-        "epochs": args.epochs, "max_steps": args.steps, "out": args.out, "device": device,
-        "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-        "patch_size": args.patch_size,
-        "num_workers": args.num_workers,
-    }  # fmt: skip
-    base = None
-    if args.resume:
-        from ..checkpoint import load_checkpoint
-
-        saved = (load_checkpoint(args.resume).training_meta or {}).get("train_config")
-        if saved is None:
-            return fail(f"{args.resume} holds no training state to resume from")
-        base = TrainConfig.from_dict(saved)
-        overrides["out"] = overrides["out"] or saved.get("out") or args.resume
-    elif overrides["out"] is None:
-        overrides["out"] = f"runs/{args.preset}.safetensors"
-    config, train, val = preset_run(
-        args.preset, data=args.data, image=args.image, config=base, **overrides
-    )
-    trainer_class = ddp.DistributedTrainer if world is not None else Trainer
-    trainer = trainer_class(config, train, val, resume=args.resume)
+    plan = plan_run(
+        args.preset, data=args.data, image=args.image, steps=args.steps, epochs=args.epochs,
+        out=args.out, resume=args.resume, batch_size=args.batch_size, lr=args.lr,
+        device=world.device if world is not None else args.device, seed=args.seed,
+        patch_size=args.patch_size, num_workers=args.num_workers,
+    )  # fmt: skip
+    trainer = plan.trainer(distributed=world is not None)
 
     stopped_by = []
 

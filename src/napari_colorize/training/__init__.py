@@ -1,11 +1,17 @@
 """Training colorizers: a trainer that is a generator of events, its tasks, losses and presets.
 
-Importing this package is cheap; torch loads with the first trainer.
+:func:`plan_run` builds a run from plain choices (a preset, or an architecture
+or model to fine-tune; data, length, output, resume, device...); the CLI and
+the Training widget both call it. Importing this package is cheap; torch loads
+with the first trainer.
 """
 
 from __future__ import annotations
 
 import importlib
+
+from .presets import PRESETS, get_preset, list_presets
+from .run import RunPlan, plan_run
 
 __all__ = [
     "PRESETS",
@@ -13,6 +19,7 @@ __all__ = [
     "ColorizationTask",
     "DoneEvent",
     "PreviewEvent",
+    "RunPlan",
     "StartEvent",
     "StepEvent",
     "TrainConfig",
@@ -23,6 +30,7 @@ __all__ = [
     "export_model",
     "get_preset",
     "list_presets",
+    "plan_run",
 ]
 
 _LAZY = {
@@ -38,9 +46,6 @@ _LAZY = {
     "TrainConfig": "trainer",
     "Trainer": "trainer",
     "export_model": "trainer",
-    "PRESETS": "presets",
-    "get_preset": "presets",
-    "list_presets": "presets",
 }
 
 

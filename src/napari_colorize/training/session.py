@@ -38,6 +38,7 @@ __all__ = [
     "register_trained_model",
     "release_memory",
     "remove_models_listener",
+    "resume_overrides",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -113,6 +114,19 @@ def register_trained_model(name: str, path, *, persist: bool = True, description
     for callback in list(_listeners):
         callback(name)
     return name
+
+
+def resume_overrides(config) -> dict:
+    """The fields of ``config`` that replace the saved run's when an interactive run resumes.
+
+    Its length, device, validation and checkpoint intervals and output; the
+    rest (architecture, data settings, optimizer...) is the saved run's.
+    """
+    return {
+        "epochs": config.epochs, "max_steps": config.max_steps, "device": config.device,
+        "preview_every": 0, "val_every": config.val_every,
+        "checkpoint_every": config.checkpoint_every, "out": config.out,
+    }  # fmt: skip
 
 
 def release_memory(trainer=None) -> None:
@@ -208,11 +222,7 @@ class TrainingSession:
 
         cfg = self.config
         if self.resume:
-            overrides = {
-                "epochs": cfg.epochs, "max_steps": cfg.max_steps, "device": cfg.device,
-                "preview_every": 0, "val_every": cfg.val_every,
-                "checkpoint_every": cfg.checkpoint_every, "out": cfg.out,
-            }  # fmt: skip
+            overrides = resume_overrides(cfg)
             return Trainer.resume(cfg.out, self.train_data, self.val_data, **overrides)
         return Trainer(cfg, self.train_data, self.val_data, self.init_checkpoint)
 
