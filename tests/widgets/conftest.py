@@ -28,7 +28,7 @@ def colorize_widget(make_napari_viewer, tiny_checkpoint, qtbot):
     viewer = make_napari_viewer()
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Colorize")
     # the background listing of devices and models
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=30_000)
     widget.set_checkpoint(tiny_checkpoint)
     widget.device.value = "cpu"
     return viewer, widget

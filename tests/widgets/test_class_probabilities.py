@@ -51,7 +51,7 @@ def widget(make_napari_viewer, qtbot, tiny_classifier, monkeypatch, tmp_path, er
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     viewer = make_napari_viewer()
     _dock, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Class probabilities")
-    qtbot.waitUntil(lambda: w._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.picker.worker is None, timeout=30_000)
     w.set_checkpoint(tiny_classifier)
     yield viewer, w
     qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
@@ -125,7 +125,7 @@ def test_layer_change_and_top_k(widget, qtbot):
 def test_unavailable_classifier_explains_how_to_get_it(widget, qtbot):
     viewer, w = widget
     viewer.add_image(np.zeros((24, 24), np.uint8), name="img")
-    labels = {value: label for label, value in w._classifier_choices()}
+    labels = {value: label for label, value in w.picker.choices()}
     assert "inception-imagenet" in labels
     assert "not downloaded" in labels["inception-imagenet"]
     w.classifier.value = "inception-imagenet"
@@ -142,7 +142,7 @@ def test_bundled_punks_classifier_is_the_default(make_napari_viewer, qtbot, erro
         pytest.skip("inception-punks is not bundled in this checkout")
     viewer = make_napari_viewer()
     _dock, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Class probabilities")
-    qtbot.waitUntil(lambda: w._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.picker.worker is None, timeout=30_000)
     assert w.classifier.value == "inception-punks"
     viewer.add_image(np.random.default_rng(3).integers(0, 255, (24, 24), dtype=np.uint8))
     qtbot.waitUntil(lambda: w.scores is not None and not w.busy, timeout=30_000)

@@ -42,7 +42,7 @@ def widget(make_napari_viewer, qtbot, monkeypatch, tmp_path, errors):
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     viewer = make_napari_viewer()
     _dock, w = viewer.window.add_plugin_dock_widget(PLUGIN, "Class probabilities")
-    qtbot.waitUntil(lambda: w._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: w.picker.worker is None, timeout=30_000)
     w.classifier.value = NAME
     assert not w.download_button.native.isHidden()
     return w

@@ -16,7 +16,7 @@ def fresh_widget(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     viewer = make_napari_viewer()
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Colorize")
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=30_000)
     widget.device.value = "cpu"
     return viewer, widget
 

@@ -424,7 +424,7 @@ def test_removing_the_dock_during_a_run_stops_it_and_adds_nothing(
 ):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Colorize")
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=30_000)
     widget.set_checkpoint(tiny_checkpoint)
     widget.device.value = "cpu"
     monkeypatch.setattr(lazy_result, "LAZY_RESULT_BYTES", 100)
@@ -450,7 +450,7 @@ def test_removing_the_dock_during_a_run_stops_it_and_adds_nothing(
 def test_hiding_the_dock_does_not_stop_the_run(make_napari_viewer, tiny_checkpoint, qtbot, gate):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Colorize")
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=30_000)
     widget.set_checkpoint(tiny_checkpoint)
     widget.device.value = "cpu"
     viewer.add_image(np.zeros((2, 16, 16), np.uint8), name="stack")

@@ -8,6 +8,7 @@ import pytest
 
 from napari_colorize.color import rgb_to_lab
 from napari_colorize.widgets import colorize as colorize_module
+from napari_colorize.widgets._live_hints import LIVE_DEBOUNCE_MS
 
 RED = [1.0, 0.0, 0.0, 1.0]
 BLUE = [0.0, 0.0, 1.0, 1.0]
@@ -37,7 +38,7 @@ def hint_widget(colorize_widget, hint_checkpoint, qtbot):
     widget.set_checkpoint(hint_checkpoint)
     yield viewer, widget
     # leave no live worker behind for the next test
-    qtbot.waitUntil(lambda: not widget._live_workers, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.live_hints.workers, timeout=30_000)
 
 
 def ab_of(rgba):
@@ -113,8 +114,8 @@ def test_live_mode_reruns_when_a_point_is_added_moved_or_recoloured(hint_widget,
     # switched off: edits no longer re-colorize
     widget.live.value = False
     points.add([[1, 1]])
-    qtbot.wait(3 * colorize_module.LIVE_DEBOUNCE_MS)
-    assert not widget._live_timer.isActive()
+    qtbot.wait(3 * LIVE_DEBOUNCE_MS)
+    assert not widget.live_hints.timer.isActive()
     assert widget.live_counts["started"] == 3
 
 
@@ -148,7 +149,7 @@ def test_a_stale_live_run_never_touches_the_layer(hint_widget, qtbot, monkeypatc
     fresh = viewer.layers["scan colorized"].data.copy()
     stale_gate.set()
     qtbot.waitUntil(lambda: widget.live_counts["dropped"] == 1, timeout=30_000)
-    qtbot.waitUntil(lambda: not widget._live_workers, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.live_hints.workers, timeout=30_000)
     assert widget.live_counts == {"started": 2, "applied": 1, "dropped": 1}
     stale_rgb = next(r.rgb for job, r in results.values() if job is stale_job)
     assert not np.array_equal(stale_rgb, fresh)  # it would have changed the layer

@@ -21,12 +21,12 @@ def propagate_widget(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     viewer = make_napari_viewer()
     _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Colorize")
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=30_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=30_000)
     widget.device.value = "cpu"
     widget.live.value = False
     widget.model.value = "propagate"
     yield viewer, widget
-    qtbot.waitUntil(lambda: not widget._live_workers, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.live_hints.workers, timeout=30_000)
 
 
 def _gray(viewer, **kwargs):

@@ -49,7 +49,7 @@ def _configure(widget, layers, out, *, steps=6, name="tiny-trained"):
 
 def _wait_probe(qtbot, widget):
     # a condition, not a signal: the worker may already have finished
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=60_000)
 
 
 def _train(qtbot, widget, *, resume=False, on_event=None, timeout=60_000):
@@ -77,7 +77,7 @@ def test_trains_previews_registers_and_colorize_offers_the_model(
     _wait_probe(qtbot, colorize)
     _wait_probe(qtbot, widget)
     assert "arch:alpha" in [v for _label, v in widget._start_choices()]
-    assert "cpu" in [v for _label, v in widget._devices]
+    assert "cpu" in [v for _label, v in widget.picker.devices]
     out = user_dirs / "runs" / "tiny.safetensors"
     _configure(widget, [rgb], out)
 

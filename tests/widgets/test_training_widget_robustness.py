@@ -69,7 +69,7 @@ def test_a_long_error_wraps_instead_of_widening_the_dock(make_napari_viewer, qtb
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1280, 900)
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Training")
-    qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=60_000)
     qtbot.wait(50)
     canvas = viewer.window._qt_viewer.canvas.native
     before = canvas.width()
@@ -92,8 +92,8 @@ def test_each_dock_scrolls_when_the_window_is_short(make_napari_viewer, qtbot, n
     window = viewer.window._qt_window
     window.resize(1000, 400)  # napari's own minimum is about 510 px: shorter than Training
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
-    if getattr(widget, "_probe_worker", None) is not None:
-        qtbot.waitUntil(lambda: widget._probe_worker is None, timeout=60_000)
+    if getattr(getattr(widget, "picker", None), "worker", None) is not None:
+        qtbot.waitUntil(lambda: widget.picker.worker is None, timeout=60_000)
     qtbot.wait(50)
     scroll = _scroll_area_of(widget.status.native)
     assert scroll is not None, f"the {name} dock has no scroll area"

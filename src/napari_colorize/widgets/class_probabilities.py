@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
@@ -34,6 +33,7 @@ from qtpy.QtWidgets import QSizePolicy, QWidget
 
 from ..layers import plane_index
 from ._download_message import download_failure_line
+from ._model_picker import ModelPicker, classifier_entries, classifier_probe
 from ._viewer import compact_combos, scroll_rows, wrapping_label
 
 if TYPE_CHECKING:
@@ -190,13 +190,6 @@ def _classify(request: _Request) -> _Answer:
         return _Answer(request, error=exc)
 
 
-def _probe():
-    """The registry's classifiers (reads only checkpoint headers)."""
-    from ..classify import available_classifiers
-
-    return available_classifiers()
-
-
 @dataclass
 class _Fetched:
     """What a download worker returns: ``error`` is None when the weights arrived."""
@@ -237,13 +230,8 @@ class ClassProbabilitiesWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer, probe: bool = True):
         super().__init__(labels=True)
         self._viewer = viewer
-        self._classifiers: list[dict] = [
-            {"name": DEFAULT_CLASSIFIER, "available": True, "advice": "", "description": ""}
-        ]
-        self._files: list[str] = []
         self._loaded: dict[str, Any] = {}  # model name -> Classifier
         self._worker = None
-        self._probe_worker = None
         self._download_worker = None
         self._pending: _Request | None = None
         self._last_id = 0
@@ -253,7 +241,13 @@ class ClassProbabilitiesWidget(Container):
         self.shown: tuple | None = None  # (layer name, plane) of the scores shown
 
         self.image = ComboBox(label="image", choices=self._image_choices, nullable=False)
-        self.classifier = ComboBox(label="classifier", choices=self._classifier_choices)
+        default = {"name": DEFAULT_CLASSIFIER, "available": True, "advice": "", "description": ""}
+        self.picker = ModelPicker(
+            classifier_probe, entries=classifier_entries([default]).entries,
+            label="classifier", name="classifier", on_probed=self._on_probed,
+        )  # fmt: skip
+        self.picker.cards[DEFAULT_CLASSIFIER] = default
+        self.classifier = self.picker.combo
         self.top_k = SpinBox(label="top k", value=5, min=1, max=50,
                              tooltip="classes shown per head")  # fmt: skip
         self.download_button = PushButton(text="Download weights", visible=False)
@@ -290,54 +284,27 @@ class ClassProbabilitiesWidget(Container):
     def _image_choices(self, _widget=None):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
-    def _classifier_choices(self, _widget=None):
-        out = []
-        for c in self._classifiers:
-            label = c["name"] if c["available"] else f"{c['name']} (not downloaded)"
-            out.append((label, c["name"]))
-        out += [(Path(p).name, p) for p in self._files]
-        return out
-
     def refresh_choices(self, start: bool = True):
         """List the registry's classifiers again in a background thread; the worker."""
-        worker = thread_worker(_probe, start_thread=False)()
-        worker.returned.connect(self._on_probed)
-        worker.finished.connect(lambda: setattr(self, "_probe_worker", None))
-        self._probe_worker = worker
-        if start:
-            worker.start()
-        return worker
+        return self.picker.refresh(start=start)
 
-    def _on_probed(self, classifiers) -> None:
-        if self._closed:
-            return
-        current = self.classifier.value
-        self._classifiers = classifiers
-        self.classifier.reset_choices()
-        values = [v for _label, v in self._classifier_choices()]
-        usable = [c["name"] for c in classifiers if c["available"]]
-        if current in values:
-            self.classifier.value = current
-        elif usable:  # rather one that works than the first listed
-            self.classifier.value = usable[0]
+    def _on_probed(self, _probed) -> None:
         self._on_classifier_changed()
 
     def set_checkpoint(self, path) -> None:
         """Offer the classifier checkpoint file ``path`` and select it."""
-        path = str(path)
-        if path not in self._files:
-            self._files.append(path)
-        self.classifier.reset_choices()
-        self.classifier.value = path
+        self.picker.set_checkpoint(path)
 
     def _entry(self, name) -> dict | None:
-        return next((c for c in self._classifiers if c["name"] == name), None)
+        """What :func:`.classify.available_classifiers` says of ``name`` (None: a file)."""
+        return self.picker.cards.get(name)
 
     # ------------------------------------------------------------ events
 
     def _on_destroyed(self, *_args) -> None:
         """The dock or the viewer closed: stop listening, drop what is on its way."""
         self._closed = True
+        self.picker.closed = True
         self._pending = None
         viewer = self._viewer
         for signal, slot in (

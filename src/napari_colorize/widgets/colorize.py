@@ -7,19 +7,16 @@ over its event generator, and layers are touched only in the main-thread
 handlers of that worker. torch is first imported in a background thread (to
 list the devices and models) or when a run starts, never while napari starts.
 
-Each model's card (:func:`napari_colorize.registry.model_card`: what it is for,
-its size) is shown as a short line under the model list and as the tooltip of
-each entry; "Browse checkpoint..." is the last entry.
+The model and device lists, the model cards (a line under the list, each
+entry's tooltip), "Browse checkpoint..." and the probe of this machine are a
+:class:`._model_picker.ModelPicker`.
 
 Colour hints, for every method: a Points layer (each point's face colour
 over a disc of its size, :mod:`napari_colorize.hints`), a Shapes layer
 (strokes in their edge colour and width, filled shapes in their face colour)
 or a Labels layer (each label's colour; :mod:`napari_colorize.scribbles`),
-read by :mod:`._hint_layers`. In live mode every edit of the hints (a point
-added or moved, a stroke drawn, labels painted, a colour changed)
-re-colorizes the current plane after a short debounce, in its own worker: a
-newer edit asks the running one to stop and a generation counter lets only
-the latest run touch the output layer.
+read by :mod:`._hint_layers`. In live mode every edit of the hints
+re-colorizes the current plane (:class:`._live_hints.LiveHints`).
 """
 
 from __future__ import annotations
@@ -48,9 +45,11 @@ from ._colorize_job import ColorizeJob as _Job
 from ._colorize_job import JobResult as _Result
 from ._colorize_job import discard_job_store, discard_result
 from ._colorize_job import run_job as _run_job
-from ._hint_layers import HINT_LAYER_TYPES, hint_digest, hint_events, layer_hints
+from ._hint_layers import HINT_LAYER_TYPES, layer_hints
 from ._hint_points import NextPointColor, fit_point_size
 from ._lifetime import on_removed
+from ._live_hints import LiveHints
+from ._model_picker import ModelPicker, colorizer_probe
 from ._result_layers import show_result
 from ._save_result import ResultSaver
 from ._status_text import progress_text, short_error
@@ -91,76 +90,6 @@ WORKING_SIZES = [
     *((f"{n} px", n) for n in (128, 256, 512, 1024, 2048)),
     ("full resolution", 0),
 ]
-#: Registered architectures that are not colorizers (classifiers used by them).
-_NOT_COLORIZERS = ("inception",)
-_CHECKPOINT_FILTER = "Model checkpoints (*.safetensors *.pt *.pth);;All files (*)"
-#: Live mode waits this long after the last hint edit before re-colorizing.
-LIVE_DEBOUNCE_MS = 100
-
-
-def _model_label(row: dict) -> tuple[str, str]:
-    """``(label, name)`` of a model-menu entry; a model still to download says its size."""
-    name = row["name"]
-    if row.get("available", True):
-        return name, name
-    size = row.get("size")
-    return (f"{name} (downloads {size / 1e6:.0f} MB)" if size else f"{name} (download)"), name
-
-
-def _probe_choices():
-    """Models, devices and model cards of this machine (imports torch: run off the main thread).
-
-    Returns
-    -------
-    models : list of (label, name)
-    devices : list of (label, name)
-    cards : dict
-        Model name -> card (also the training-free methods' cards).
-    """
-    from ..devices import available_devices
-
-    devices = [(d.label, d.name) for d in available_devices()]
-    cards = {}
-    try:
-        from ..cards import method_cards
-        from ..registry import list_models
-
-        rows = [
-            m
-            for m in list_models()
-            if m.get("arch") not in _NOT_COLORIZERS
-            and (m.get("available", True) or m.get("source") == "url")
-        ]
-        models = [_model_label(m) for m in rows]
-        cards = {**method_cards(), **{m["name"]: m["card"] for m in rows if "card" in m}}
-    except Exception:  # a broken registry still leaves the default and Browse...
-        logger.warning("could not list the models", exc_info=True)
-        models = []
-    return models, devices, cards
-
-
-def _file_card(path: str) -> dict:
-    """The card of a checkpoint file (reads its header only)."""
-    from pathlib import Path
-
-    from ..cards import build_card
-    from ..checkpoint import read_metadata
-
-    try:
-        meta = read_metadata(path)
-    except Exception as exc:  # shown as the card: loading it would fail the same way
-        return {"summary": f"unreadable checkpoint: {exc}", "purpose": str(exc)}
-    return build_card(
-        Path(path).name, arch=meta.arch or "", source="path", data=meta.data, extra=meta.extra,
-        metrics=meta.metrics, size=Path(path).stat().st_size,
-    )  # fmt: skip
-
-
-def _card_tooltip(card: dict) -> str:
-    from ..cards import card_lines
-
-    name = card.get("name")
-    return "\n".join([name, *card_lines(card)] if name else card_lines(card))
 
 
 class ColorizeWidget(Container):
@@ -179,41 +108,34 @@ class ColorizeWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer, probe: bool = True):
         super().__init__(labels=True)
         self._viewer = viewer
-        #: (label, name) of the registered models offered
-        self._models: list[tuple[str, str]] = [(DEFAULT_MODEL, DEFAULT_MODEL)]
-        self._checkpoints: list[str] = []
-        self._cards: dict[str, dict] = {}  # model name or checkpoint path -> card
-        self._devices: list[tuple[str, str]] = [("auto", "auto")]
-        self._previous_model = DEFAULT_MODEL
         self._worker = None
-        self._probe_worker = None
         self._job: _Job | None = None
         self._progress = None
-        self._hint_layer = None  # the hints layer whose events are connected
-        self._hint_edits = 0  # edits of the hints, for layers without a cheap digest (Labels)
         self._takes_hints = False
         self._auto_model = True  # the model follows the image until the user picks one
         self._setting_model = False
         self._reference_methods: dict = {}  # (layer id, data id) -> fitted ReferenceColorizer
-        self._live_generation = 0  # the latest live run; older ones may not touch layers
-        self._live_job: _Job | None = None
-        self._live_workers: set = set()
-        self._live_signature = None
+        self.live_hints = LiveHints(self)
         #: Live runs started, applied to the output and dropped as stale (for tests, benchmarks).
-        self.live_counts = {"started": 0, "applied": 0, "dropped": 0}
+        self.live_counts = self.live_hints.counts
 
         self.image = ComboBox(
             name="image", label="image", choices=self._image_choices, nullable=False
         )
-        self.model = ComboBox(name="model", label="model", choices=self._model_choices)
-        self.model_info = Label(value="")  # unnamed: the model's card in one line
+        self.picker = ModelPicker(
+            functools.partial(colorizer_probe, METHODS),
+            entries=[*METHODS, (DEFAULT_MODEL, DEFAULT_MODEL)], browse=BROWSE,
+            devices=[("auto", "auto")], info=True, on_change=self._on_model_changed,
+            on_probed=lambda _probed: self._update_hint_support(),
+        )  # fmt: skip
+        self.model, self.device = self.picker.combo, self.picker.device
+        self.model_info = self.picker.info  # unnamed: the model's card in one line
         self.reference = ComboBox(
             name="reference", label="reference", choices=self._reference_choices,
             nullable=True, value=None,
             tooltip="An RGB layer of the same kind of scene or tissue: its colours are "
             "learned in seconds and given to the image (model 'reference').",
         )  # fmt: skip
-        self.device = ComboBox(name="device", label="device", choices=self._device_choices)
         self.chroma_size = ComboBox(
             name="chroma_size",
             label="working size",
@@ -290,36 +212,22 @@ class ColorizeWidget(Container):
             self.image, self.model, self.reference, self.device, self.chroma_size, self.stack,
             self.hints, self.next_color.combo,
         )  # fmt: skip
-        from qtpy.QtCore import QTimer
-
-        self._live_timer = QTimer()
-        self._live_timer.setSingleShot(True)
-        self._live_timer.setInterval(LIVE_DEBOUNCE_MS)
-        self._live_timer.timeout.connect(self.live_run)
         self.image.changed.connect(self._on_image_changed)
         self.stack.changed.connect(self._update_temporal_support)
-        self.model.changed.connect(self._on_model_changed)
         self.reference.changed.connect(self._on_reference_changed)
         # a new colour layer can be a reference: the automatic choice looks again
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
         self.hints.changed.connect(self._on_hints_layer_changed)
-        self.live.changed.connect(self._on_live_toggled)
+        self.live.changed.connect(self.live_hints.toggled)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         # the dock's close button takes the widget out of its dock: the run stops
         on_removed(self.native, self._abandon_run)
-        # items added later (a new checkpoint, a refreshed list) get their tooltip too,
-        # once they hold their data: Qt announces a row before its data is set
-        self._info_timer = QTimer(self.native)
-        self._info_timer.setSingleShot(True)
-        self._info_timer.setInterval(0)
-        self._info_timer.timeout.connect(self._update_model_info)
-        self.model.native.model().rowsInserted.connect(lambda *_: self._info_timer.start())
         self.reset_choices()
         self._on_image_changed()
         self._update_hint_support()
-        self._update_model_info()
+        self.picker.update_info()
         if probe:
             self.refresh_choices()
         scroll_rows(self)  # last: the rows move into a scroll area for short screens
@@ -345,69 +253,20 @@ class ColorizeWidget(Container):
         ]
 
     def _model_choices(self, _widget=None):
-        from pathlib import Path
-
-        names = [name for _label, name in self._models]
-        files = [(Path(path).name, path) for path in self._checkpoints if path not in names]
-        return [*METHODS, *self._models, *files, (BROWSE, BROWSE)]  # Browse... stays last
-
-    def _device_choices(self, _widget=None):
-        return self._devices
+        return self.picker.choices()
 
     def refresh_choices(self, start: bool = True, block: bool = False):
-        """List the devices and models again, in a background thread.
-
-        Parameters
-        ----------
-        start : bool
-            Start the worker (otherwise the caller connects and starts it).
-        block : bool
-            List them here and now instead (this imports torch on the calling
-            thread), and return None.
-
-        Returns
-        -------
-        FunctionWorker or None
-        """
-        if block:
-            self._on_probed(_probe_choices())
-            return None
-        worker = thread_worker(_probe_choices, start_thread=False)()
-        worker.returned.connect(self._on_probed)
-        worker.finished.connect(lambda: setattr(self, "_probe_worker", None))
-        self._probe_worker = worker
-        if start:
-            worker.start()
-        return worker
-
-    def _on_probed(self, result) -> None:
-        models, devices, cards = result
-        self._cards.update(cards)
-        current_model, current_device = self.model.value, self.device.value
-        if models:
-            self._models = models
-        self._devices = [("auto", "auto"), *devices]
-        self.model.reset_choices()
-        self.device.reset_choices()
-        if current_model in [value for _label, value in self._model_choices()]:
-            self.model.value = current_model
-        if current_device in [name for _label, name in self._devices]:
-            self.device.value = current_device
-        self._update_hint_support()
-        self._update_model_info()
+        """List the devices and models again in a worker (see :meth:`.ModelPicker.refresh`)."""
+        return self.picker.refresh(start=start, block=block)
 
     def set_checkpoint(self, path) -> None:
         """Offer the checkpoint file ``path`` in the model menu and select it."""
-        path = str(path)
-        if path not in self._checkpoints:
-            self._checkpoints.append(path)
-        self.model.reset_choices()
-        self.model.value = path
+        self.picker.set_checkpoint(path)
         self._update_hint_support()
 
     def set_model(self, name_or_path) -> None:
         """Select a registered model by name, or a checkpoint file by path."""
-        if name_or_path in [value for _label, value in self._model_choices()]:
+        if name_or_path in self.picker.values():
             self.model.value = name_or_path
         else:
             self.set_checkpoint(name_or_path)
@@ -415,48 +274,12 @@ class ColorizeWidget(Container):
     def _on_model_changed(self, value=None) -> None:
         if not self._setting_model:
             self._auto_model = False  # the user's choice: keep it for other images
-        if value != BROWSE:
-            self._previous_model = value
-            self._update_hint_support()
-            self._update_model_info()
-            self._update_reference_support()
-            return
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
-            self.native, "Open a model checkpoint", "", _CHECKPOINT_FILTER
-        )
-        if path:
-            self.set_checkpoint(path)
-        else:
-            self.model.value = self._previous_model
+        self._update_hint_support()
+        self._update_reference_support()
 
     def card(self, name_or_path=None) -> dict | None:
         """The card of a model in the list (default: the chosen one); None if unknown yet."""
-        value = self.model.value if name_or_path is None else name_or_path
-        if value in (None, BROWSE):
-            return None
-        value = str(value)
-        if value not in self._cards and value in self._checkpoints:
-            self._cards[value] = _file_card(value)
-        return self._cards.get(value)
-
-    def _update_model_info(self) -> None:
-        """The chosen model's card under the list, and every entry's card as its tooltip."""
-        from qtpy.QtCore import Qt
-
-        combo = self.model.native
-        for i in range(combo.count()):
-            value = combo.itemData(i)
-            card = self.card(value) if value != BROWSE else None
-            text = _card_tooltip(card) if card else ""
-            if value == BROWSE:
-                text = "Open a .safetensors or .pt/.pth model checkpoint file"
-            if combo.itemData(i, Qt.ItemDataRole.ToolTipRole) != text:
-                combo.setItemData(i, text, Qt.ItemDataRole.ToolTipRole)
-        card = self.card()
-        self.model_info.value = card.get("summary", "") if card else ""
-        self.model_info.tooltip = _card_tooltip(card) if card else None
+        return self.picker.card(name_or_path)
 
     def _on_image_changed(self, _value=None) -> None:
         layer = self.image.value
@@ -525,7 +348,7 @@ class ColorizeWidget(Container):
 
     def _on_reference_changed(self, _value=None) -> None:
         self._update_reference_support()
-        self._on_hints_edited()  # live mode re-colorizes with the new reference
+        self.live_hints.hints_edited()  # live mode re-colorizes with the new reference
 
     def _reference_method(self, layer):
         """The reference method fitted to ``layer``'s colours, kept while its data is the same."""
@@ -574,49 +397,13 @@ class ColorizeWidget(Container):
 
     def _on_hints_layer_changed(self, layer=None) -> None:
         layer = self.hints.value
-        if layer is self._hint_layer:
+        if layer is self.live_hints.layer:
             return
-        self._disconnect_hints()
-        if layer is not None:
-            for name in hint_events(layer):
-                emitter = getattr(layer.events, name, None)
-                if emitter is not None:
-                    emitter.connect(self._on_hints_edited)
-        self._hint_layer = layer
+        self.live_hints.follow(layer)
         self.next_color.set_points(layer)
         fit_point_size(layer, self.image.value)
         self._update_hint_support()
-        self._on_hints_edited()
-
-    def _disconnect_hints(self) -> None:
-        if self._hint_layer is None:
-            return
-        for name in hint_events(self._hint_layer):
-            emitter = getattr(self._hint_layer.events, name, None)
-            if emitter is not None:
-                with contextlib.suppress(TypeError, ValueError, RuntimeError):
-                    emitter.disconnect(self._on_hints_edited)
-        self._hint_layer = None
-
-    def _on_live_toggled(self, _value=None) -> None:
-        if self.live.value:
-            self._on_hints_edited()
-        else:
-            self._live_timer.stop()
-
-    def _on_hints_edited(self, _event=None) -> None:
-        """The hints changed: re-colorize after a pause in the edits (live mode)."""
-        self._hint_edits += 1
-        if self._live_wanted():
-            self._live_timer.start()  # restarts: the run waits for the edits to pause
-
-    def _live_wanted(self) -> bool:
-        return (
-            bool(self.live.value)
-            and self._takes_hints
-            and self.hints.value is not None
-            and isinstance(self.image.value, Image)
-        )
+        self.live_hints.hints_edited()
 
     def _hints_for(self, image, selection, plane_only: bool):
         """The job's hints: a callable making the hint map(s) in the worker, or None."""
@@ -628,91 +415,9 @@ class ColorizeWidget(Container):
             return functools.partial(source.plane, (0,) * len(source.leading_shape))
         return source.stack
 
-    def _live_signature_of(self, job: _Job):
-        digest = hint_digest(self.hints.value)
-        if digest is None:  # no cheap fingerprint (Labels): every edit counts
-            digest = ("edits", self._hint_edits)
-        method = id(job.method) if job.method is not None else None
-        return (job.source, job.model, method, job.device, str(job.chroma_size), job.plane, digest)
-
     def live_run(self, *, force: bool = False):
-        """Re-colorize the current plane with the current hints (what live mode does).
-
-        Parameters
-        ----------
-        force : bool
-            Run even if nothing changed since the last live run.
-
-        Returns
-        -------
-        GeneratorWorker or None
-            The started worker, or None when there was nothing to do.
-        """
-        if not (self._takes_hints and self.hints.value is not None):
-            return None
-        if self.busy:  # a full run is going on: try again once it is done
-            self._live_timer.start()
-            return None
-        try:
-            job = self._make_job(self.image.value, live=True)
-        except Exception as exc:
-            self.status.value = f"live: {exc}"
-            return None
-        signature = self._live_signature_of(job)
-        if signature == self._live_signature and not force:
-            return None
-        self._live_signature = signature
-        self._live_generation += 1
-        generation = self._live_generation
-        if self._live_job is not None:  # stale now: stop it early, its result is dropped
-            self._live_job.request_stop()
-        worker = thread_worker(_run_job, start_thread=False)(job)
-        worker.returned.connect(functools.partial(self._on_live_returned, generation, job))
-        worker.finished.connect(functools.partial(self._on_live_finished, worker, job))
-        self._live_job = job
-        self._live_workers.add(worker)
-        self.live_counts["started"] += 1
-        what = "the stack" if job.temporal else "the current plane"
-        self.status.value = f"live: colorizing {what}..."
-        worker.start()
-        return worker
-
-    def _on_live_returned(self, generation: int, job: _Job, result: _Result) -> None:
-        if generation != self._live_generation:
-            self.live_counts["dropped"] += 1
-            return
-        if result.error is not None:
-            self._live_signature = None  # a retry after the next edit may succeed
-            self.status.value = f"live: error: {short_error(result.error)}"
-            self.status.tooltip = str(result.error)
-            logger.info("live colorization failed: %s", result.error)
-            return
-        if result.rgb is None:
-            return
-        try:
-            layer = self._show_result(job, result)
-        except Exception as exc:
-            self._report(exc)
-            return
-        self.live_counts["applied"] += 1
-        self.status.value = f"live: updated {layer.name}"
-
-    def _on_live_finished(self, worker, job: _Job) -> None:
-        self._live_workers.discard(worker)
-        if self._live_job is job:
-            self._live_job = None
-
-    def _abandon_live(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the timer's C++ side may be gone already
-            self._live_timer.stop()
-        self._disconnect_hints()
-        self._live_generation += 1  # whatever still returns is stale
-        if self._live_job is not None:
-            self._live_job.request_stop()
-        for worker in list(self._live_workers):
-            with contextlib.suppress(TypeError, RuntimeError):
-                worker.returned.disconnect()
-            worker.quit()
+        """Re-colorize the current plane with the current hints (see :meth:`.LiveHints.run`)."""
+        return self.live_hints.run(force=force)
 
     # --------------------------------------------------------------- runs
 
@@ -797,6 +502,10 @@ class ColorizeWidget(Container):
             leading_shape=tuple(layout.leading_shape),
         )
 
+    def _job_worker(self, job: _Job):
+        """An unstarted worker running ``job`` (full runs and live runs alike)."""
+        return thread_worker(_run_job, start_thread=False)(job)
+
     def run(self, layer=None, *, start: bool = True):
         """Colorize ``layer`` (default: the chosen one) in a background thread.
 
@@ -824,7 +533,7 @@ class ColorizeWidget(Container):
         except Exception as exc:
             self._report(exc)
             return None
-        worker = thread_worker(_run_job, start_thread=False)(job)
+        worker = self._job_worker(job)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_returned)
         worker.aborted.connect(self._on_aborted)
@@ -858,7 +567,7 @@ class ColorizeWidget(Container):
 
     def _abandon_run(self, *_args) -> None:
         """The widget is gone (dock closed, viewer closed): stop the run, touch nothing."""
-        self._abandon_live()
+        self.live_hints.abandon()
         worker, job = self._worker, self._job
         if worker is None:
             return

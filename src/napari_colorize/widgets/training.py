@@ -2,8 +2,7 @@
 
 The widget only gathers choices and shows progress. The data come from
 :func:`napari_colorize.data.layers.layer_datasets` (or ``spec_datasets``), the run
-is built by :func:`napari_colorize.training.run.plan_run` from the choices: a
-:class:`napari_colorize.training.session.TrainingSession` driven by a
+is a :class:`napari_colorize.training.session.TrainingSession` driven by a
 ``thread_worker`` over its event generator, and layers are touched only in the
 main-thread handlers of that worker. When a run ends (or is stopped) its
 checkpoint is registered under the model name, and the Colorize widgets of the
@@ -37,6 +36,7 @@ from napari.layers import Image
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 
+from ._model_picker import ModelPicker, training_entries, training_probe
 from ._training_output import (
     next_free_output,
     nothing_trained_line,
@@ -57,9 +57,6 @@ logger = logging.getLogger(__name__)
 LAYERS, FOLDER, PUNKS = "layers", "folder", "CryptoPunks"
 #: Start-from entry that opens a file dialog.
 BROWSE = "fine-tune a checkpoint file..."
-#: Registered architectures that are not trained from scratch here: a classifier,
-#: and published models that are only fine-tuned.
-NOT_FROM_SCRATCH = {"inception", "eccv16", "siggraph17"}
 PREVIEW_ROLE = "training preview"
 #: Side of a CryptoPunk, in pixels.
 PUNK_SIZE = 24
@@ -104,35 +101,6 @@ def _run_session(prepare, stop_requested=lambda: False):
         return _Outcome(error=exc)
 
 
-def _probe():
-    """Architectures, registered models and devices (imports torch: off the main thread)."""
-    import importlib.util
-
-    from ..devices import available_devices
-    from ..registry import architectures, describe_architectures, list_models
-
-    modules = {a["name"]: a["model"].partition(":")[0] for a in describe_architectures()}
-    archs = []
-    for arch in architectures():
-        if arch in NOT_FROM_SCRATCH:
-            continue
-        try:
-            if importlib.util.find_spec(modules[arch]) is None:
-                continue
-        except (ImportError, ValueError):
-            continue
-        archs.append(arch)
-    try:
-        models = [
-            m["name"] for m in list_models() if m.get("available") and m.get("arch") != "inception"
-        ]
-    except Exception:
-        logger.warning("could not list the models", exc_info=True)
-        models = []
-    devices = [(d.label, d.name) for d in available_devices()]
-    return archs, models, devices
-
-
 def _default_output() -> Path:
     from ..registry import user_models_file
 
@@ -156,16 +124,10 @@ class TrainingWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer, probe: bool = True):
         super().__init__(labels=True)
         self._viewer = viewer
-        self._archs = ["alpha", "beta"]
-        self._models: list[str] = []
-        self._files: list[str] = []
-        self._devices: list[tuple[str, str]] = [("auto", "auto"), ("cpu", "cpu")]
         self._worker = None
-        self._probe_worker = None
         self._session = None
         self._stop_early = False
         self._data = None
-        self._previous_start = "arch:beta"
         self._validation_line = ""
         self._auto_output = True  # the output field holds a name the widget chose
         self._setting_output = False
@@ -200,7 +162,13 @@ class TrainingWidget(Container):
             label="preview image", value=0, min=0, max=10_000,
             tooltip="which held-out plane (or strip) the preview layer shows",
         )  # fmt: skip
-        self.start_from = ComboBox(label="model", choices=self._start_choices)
+        self.picker = ModelPicker(
+            training_probe, entries=training_entries(["alpha", "beta"], []), label="model",
+            name="start_from", browse=BROWSE, browse_title="Fine-tune a model checkpoint",
+            file_filter=_CHECKPOINT_FILTER, devices=[("auto", "auto"), ("cpu", "cpu")],
+            file_entry=lambda path: (f"fine-tune {Path(path).name}", f"file:{path}"),
+        )  # fmt: skip
+        self.start_from, self.device = self.picker.combo, self.picker.device
         self.model_config = LineEdit(
             label="model config", value="{}",
             tooltip='architecture options as JSON, e.g. {"width": 8} for alpha',
@@ -210,7 +178,6 @@ class TrainingWidget(Container):
         self.batch_size = SpinBox(label="batch size", value=16, min=1, max=4096)
         self.patch_size = SpinBox(label="patch size", value=64, min=8, max=4096, step=8)
         self.lr = LineEdit(label="learning rate", value="1e-3")
-        self.device = ComboBox(label="device", choices=self._device_choices)
         self.amp = CheckBox(text="mixed precision (CUDA)", value=True)
         self.preview_every = SpinBox(label="preview every", value=50, min=1, max=100_000)
         self.output = FileEdit(
@@ -240,7 +207,6 @@ class TrainingWidget(Container):
         scroll_rows(self)
 
         self.source.changed.connect(self._on_source_changed)
-        self.start_from.changed.connect(self._on_start_from_changed)
         self.start_button.changed.connect(self._on_start_clicked)
         self.resume_button.changed.connect(self._on_resume_clicked)
         self.output.changed.connect(self._on_output_changed)
@@ -261,58 +227,15 @@ class TrainingWidget(Container):
         ]
 
     def _start_choices(self, _widget=None):
-        new = [(f"new {arch}", f"arch:{arch}") for arch in self._archs]
-        tune = [(f"fine-tune {name}", f"model:{name}") for name in self._models]
-        files = [(f"fine-tune {Path(p).name}", f"file:{p}") for p in self._files]
-        return [*new, *tune, *files, (BROWSE, BROWSE)]
-
-    def _device_choices(self, _widget=None):
-        return self._devices
+        return self.picker.choices()
 
     def refresh_choices(self, start: bool = True):
         """List architectures, models and devices again in a background thread; the worker."""
-        worker = thread_worker(_probe, start_thread=False)()
-        worker.returned.connect(self._on_probed)
-        worker.finished.connect(lambda: setattr(self, "_probe_worker", None))
-        self._probe_worker = worker
-        if start:
-            worker.start()
-        return worker
-
-    def _on_probed(self, result) -> None:
-        archs, models, devices = result
-        current_start, current_device = self.start_from.value, self.device.value
-        self._archs = archs or self._archs
-        self._models = models
-        self._devices = [("auto", "auto"), *devices]
-        self.start_from.reset_choices()
-        self.device.reset_choices()
-        if current_start in [v for _l, v in self._start_choices()]:
-            self.start_from.value = current_start
-        if current_device in [v for _l, v in self._devices]:
-            self.device.value = current_device
+        return self.picker.refresh(start=start)
 
     def set_checkpoint(self, path) -> None:
         """Fine-tune the checkpoint file ``path``."""
-        path = str(path)
-        if path not in self._files:
-            self._files.append(path)
-        self.start_from.reset_choices()
-        self.start_from.value = f"file:{path}"
-
-    def _on_start_from_changed(self, value=None) -> None:
-        if value != BROWSE:
-            self._previous_start = value
-            return
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
-            self.native, "Fine-tune a model checkpoint", "", _CHECKPOINT_FILTER
-        )
-        if path:
-            self.set_checkpoint(path)
-        else:
-            self.start_from.value = self._previous_start
+        self.picker.set_checkpoint(path)
 
     def _on_source_changed(self, value=None) -> None:
         value = self.source.value
@@ -406,25 +329,62 @@ class TrainingWidget(Container):
         here, so that bad data starts nothing; a folder or the CryptoPunks are
         read by ``prepare`` in the worker (the punks may be downloaded first).
         """
-        from ..training.run import plan_run
-        from ..training.session import check_model_name, default_model_name
+        import json
+
+        from ..training.session import TrainingSession, check_model_name, default_model_name
+        from ..training.trainer import TrainConfig
 
         out_path = output_path(self.output.value)
         name = check_model_name(self.model_name.value.strip() or default_model_name(out_path))
-        steps, unit = int(self.length.value), self.length_unit.value
+        try:
+            lr = float(self.lr.value)
+        except ValueError:
+            raise ValueError(
+                f"the learning rate must be a number, got {self.lr.value!r}"
+            ) from None
+        try:
+            model_config = json.loads(self.model_config.value or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the model config is not valid JSON: {exc}") from None
+        if not isinstance(model_config, dict):
+            raise ValueError('the model config must be a JSON object, e.g. {"width": 8}')
+        start = self.start_from.value or "arch:beta"
+        arch, init = "beta", None
+        if start.startswith("arch:"):
+            arch = start[len("arch:") :]
+        elif start.startswith(("model:", "file:")):
+            init = start.partition(":")[2]
+        else:
+            raise ValueError("choose an architecture or a model to fine-tune")
+        if init is None and self.source.value in (LAYERS, FOLDER):
+            from ..training.baseline import with_lightness_table
+
+            # start from the lightness lookup table of the user's images, never below it
+            model_config = with_lightness_table(arch, model_config)
+        seed = 0
+        data = self._training_data(seed)
+        steps = int(self.length.value)
         every = int(self.preview_every.value)
-        plan = plan_run(
-            start=self.start_from.value or "arch:beta", model_config=self.model_config.value,
-            steps=steps if unit == "steps" else None, epochs=steps if unit == "epochs" else None,
-            batch_size=int(self.batch_size.value), lr=self.lr.value,
-            patch_size=int(self.patch_size.value), device=str(self.device.value or "auto"),
-            amp=bool(self.amp.value), out=out_path, resume=resume, preview_every=every,
-            own_images=self.source.value in (LAYERS, FOLDER),
-        )  # fmt: skip
-        data = self._training_data(plan.config.seed)
+        settings = {
+            "arch": arch, "model_config": model_config if init is None else {},
+            "epochs": steps if self.length_unit.value == "epochs" else None,
+            "max_steps": steps if self.length_unit.value == "steps" else None,
+            "batch_size": int(self.batch_size.value), "lr": lr,
+            "patch_size": int(self.patch_size.value), "device": str(self.device.value or "auto"),
+            "amp": bool(self.amp.value), "checkpoint_every": max(50, 5 * every),
+            "out": str(out_path), "seed": seed,
+        }  # fmt: skip
 
         def build(data):
-            return plan.session(data, model_name=name, register=False), data
+            config = TrainConfig(
+                **settings, val_every=every if data.val is not None else 0,
+                data=data.description[:500],
+            )  # fmt: skip
+            session = TrainingSession(
+                config, data.train, data.val, init_checkpoint=init, resume=resume,
+                preview_l=data.preview_l, preview_every=every, model_name=name, register=False,
+            )  # fmt: skip
+            return session, data
 
         if callable(data):  # a folder or the punks: read in the worker
             return (lambda: build(data())), name
