@@ -2,7 +2,8 @@
 
 The widget only gathers choices and shows progress. The data come from
 :func:`napari_colorize.data.layers.layer_datasets` (or ``spec_datasets``), the run
-is a :class:`napari_colorize.training.session.TrainingSession` driven by a
+is built by :func:`napari_colorize.training.run.plan_run` from the choices: a
+:class:`napari_colorize.training.session.TrainingSession` driven by a
 ``thread_worker`` over its event generator, and layers are touched only in the
 main-thread handlers of that worker. When a run ends (or is stopped) its
 checkpoint is registered under the model name, and the Colorize widgets of the
@@ -329,62 +330,25 @@ class TrainingWidget(Container):
         here, so that bad data starts nothing; a folder or the CryptoPunks are
         read by ``prepare`` in the worker (the punks may be downloaded first).
         """
-        import json
-
-        from ..training.session import TrainingSession, check_model_name, default_model_name
-        from ..training.trainer import TrainConfig
+        from ..training.run import plan_run
+        from ..training.session import check_model_name, default_model_name
 
         out_path = output_path(self.output.value)
         name = check_model_name(self.model_name.value.strip() or default_model_name(out_path))
-        try:
-            lr = float(self.lr.value)
-        except ValueError:
-            raise ValueError(
-                f"the learning rate must be a number, got {self.lr.value!r}"
-            ) from None
-        try:
-            model_config = json.loads(self.model_config.value or "{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the model config is not valid JSON: {exc}") from None
-        if not isinstance(model_config, dict):
-            raise ValueError('the model config must be a JSON object, e.g. {"width": 8}')
-        start = self.start_from.value or "arch:beta"
-        arch, init = "beta", None
-        if start.startswith("arch:"):
-            arch = start[len("arch:") :]
-        elif start.startswith(("model:", "file:")):
-            init = start.partition(":")[2]
-        else:
-            raise ValueError("choose an architecture or a model to fine-tune")
-        if init is None and self.source.value in (LAYERS, FOLDER):
-            from ..training.baseline import with_lightness_table
-
-            # start from the lightness lookup table of the user's images, never below it
-            model_config = with_lightness_table(arch, model_config)
-        seed = 0
-        data = self._training_data(seed)
-        steps = int(self.length.value)
+        steps, unit = int(self.length.value), self.length_unit.value
         every = int(self.preview_every.value)
-        settings = {
-            "arch": arch, "model_config": model_config if init is None else {},
-            "epochs": steps if self.length_unit.value == "epochs" else None,
-            "max_steps": steps if self.length_unit.value == "steps" else None,
-            "batch_size": int(self.batch_size.value), "lr": lr,
-            "patch_size": int(self.patch_size.value), "device": str(self.device.value or "auto"),
-            "amp": bool(self.amp.value), "checkpoint_every": max(50, 5 * every),
-            "out": str(out_path), "seed": seed,
-        }  # fmt: skip
+        plan = plan_run(
+            start=self.start_from.value or "arch:beta", model_config=self.model_config.value,
+            steps=steps if unit == "steps" else None, epochs=steps if unit == "epochs" else None,
+            batch_size=int(self.batch_size.value), lr=self.lr.value,
+            patch_size=int(self.patch_size.value), device=str(self.device.value or "auto"),
+            amp=bool(self.amp.value), out=out_path, resume=resume, preview_every=every,
+            own_images=self.source.value in (LAYERS, FOLDER),
+        )  # fmt: skip
+        data = self._training_data(plan.config.seed)
 
         def build(data):
-            config = TrainConfig(
-                **settings, val_every=every if data.val is not None else 0,
-                data=data.description[:500],
-            )  # fmt: skip
-            session = TrainingSession(
-                config, data.train, data.val, init_checkpoint=init, resume=resume,
-                preview_l=data.preview_l, preview_every=every, model_name=name, register=False,
-            )  # fmt: skip
-            return session, data
+            return plan.session(data, model_name=name, register=False), data
 
         if callable(data):  # a folder or the punks: read in the worker
             return (lambda: build(data())), name
