@@ -32,19 +32,24 @@ def punks_truth(split: str):
 
 
 def predict_punks(model, rgb, batch_size: int = 250):
-    """``(predicted RGB, seconds)``: ab from the true L of ``rgb``, recombined with that L."""
-    import torch
+    """``(predicted RGB uint8, seconds)``: ab from the true L of ``rgb``, recombined with that L.
 
-    from napari_colorize.color import l_to_net, lab_to_rgb, net_to_ab, rgb_to_lab
+    Through the Colorizer's prediction path on the CPU
+    (:meth:`~napari_colorize.inference.Colorizer.colorize_lightness`, as
+    ``napari-colorize evaluate`` scores), with ``model`` in the mode it comes
+    in (``bn_gap`` measures it with batch statistics).
+    """
+    from napari_colorize.color import rgb_to_lab
+    from napari_colorize.inference import Colorizer
 
     lightness = rgb_to_lab(rgb)[..., 0]
-    x = torch.from_numpy(l_to_net(lightness)[:, None].astype(np.float32))
-    start = time.perf_counter()
-    with torch.inference_mode():
-        ab = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    seconds = time.perf_counter() - start
-    ab = net_to_ab(ab.float()).permute(0, 2, 3, 1).numpy()
-    return lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1)), seconds
+    was_training = model.training
+    with Colorizer(model, device="cpu", batch_size=batch_size) as colorizer:
+        model.train(was_training)
+        start = time.perf_counter()
+        pred = colorizer.colorize_lightness(lightness)
+        seconds = time.perf_counter() - start
+    return pred, seconds
 
 
 def score_punks(model_name, rgb, alpha, groups) -> dict:

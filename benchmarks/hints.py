@@ -3,7 +3,7 @@
 Quality
     ``ciede2000_fg`` (and the other report keys) of the hint-aware punks model
     on punks:test given 0, 1, 5 and 20 hints per image sampled from the truth
-    (:func:`napari_colorize.hints.evaluate_hints`: one pixel's exact colour
+    (:func:`napari_colorize.evaluation.evaluate_hints`: one pixel's exact colour
     each by default, ``--radius 1`` for Zhang et al.'s 3x3 patch means; seed 0, so
     every run and every model sees the same hints), next to ``beta-punks``
     (no hints). The target of issue 10: the error falls as hints grow.
@@ -97,8 +97,7 @@ def quality(model, baseline, data="punks:test", seed=0, radius=1) -> dict:
     ``paste``: ``baseline`` with the hinted pixels set to the hints' colours,
     under the same hints, to tell what the model adds beyond the hinted pixels.
     """
-    from napari_colorize.evaluation import evaluate
-    from napari_colorize.hints import evaluate_hints
+    from napari_colorize.evaluation import evaluate, evaluate_hints
 
     out = {"hints": {}, "paste": {}, "baseline": None}
     paste, paste_size = pasted_hints_model(baseline) if baseline else (None, None)

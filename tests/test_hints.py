@@ -7,11 +7,11 @@ import torch
 from napari_colorize import registry
 from napari_colorize.checkpoint import read_metadata, save_checkpoint
 from napari_colorize.color import lab_to_rgb, rgb_to_lab
+from napari_colorize.evaluation import evaluate_hints
 from napari_colorize.hints import (
     HintStack,
     PointHints,
     data_to_world_matrix,
-    evaluate_hints,
     hint_counts,
     model_accepts_hints,
     model_takes_hints,

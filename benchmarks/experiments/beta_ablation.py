@@ -28,22 +28,12 @@ VARIANTS = {
 
 def heldout_report(model) -> dict:
     """Metrics of ``model`` on train ids 8500-8999 (the presets' validation punks)."""
-    import numpy as np
-    import torch
-
     from napari_colorize import metrics
-    from napari_colorize.color import l_to_net, lab_to_rgb, net_to_ab, rgb_to_lab
-    from napari_colorize.data.punks import load_punks
-    from napari_colorize.training.presets import PUNKS_HOLDOUT
 
-    punks = load_punks("train")
-    rgb, alpha = punks.rgb[-PUNKS_HOLDOUT:], punks.alpha[-PUNKS_HOLDOUT:]
-    lightness = rgb_to_lab(rgb)[..., 0]
-    x = torch.from_numpy(l_to_net(lightness)[:, None].astype(np.float32))
-    model.eval()
-    with torch.no_grad():
-        ab = net_to_ab(model(x)).permute(0, 2, 3, 1).numpy()
-    pred = lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
+    from ..common import predict_punks, punks_truth
+
+    rgb, alpha, _, _ = punks_truth("val")
+    pred, _ = predict_punks(model.eval(), rgb)
     return metrics.report(pred, rgb, alpha)
 
 

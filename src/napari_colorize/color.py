@@ -7,10 +7,16 @@ any device) and are differentiable. Both follow ``skimage.color.rgb2lab`` and
 well under 1e-3 in Lab.
 
 This module is also the single place that defines how L and ab are scaled for
-the networks: every model sees ``l_to_net(L)`` and predicts ``ab_to_net(ab)``.
+the networks (every model sees ``l_to_net(L)`` and predicts ``ab_to_net(ab)``)
+and the one gamut policy for showing a prediction: :func:`l_ab_to_rgb` keeps
+the input's L and moves colours outside the sRGB gamut towards the gray of the
+same luminance (what the Colorizer shows and ``evaluate`` scores);
+:func:`lab_to_rgb` is the plain conversion that clips, as scikit-image does.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -19,7 +25,10 @@ __all__ = [
     "L_MAX",
     "WHITE_D65",
     "ab_to_net",
+    "f_inverse",
     "gray_to_l",
+    "l_ab_to_rgb",
+    "l_ab_to_rgb_torch",
     "l_to_net",
     "lab_to_rgb",
     "lab_to_rgb_torch",
@@ -27,6 +36,7 @@ __all__ = [
     "net_to_l",
     "rgb_to_lab",
     "rgb_to_lab_torch",
+    "srgb_lut",
 ]
 
 #: L lies in [0, L_MAX]; the networks see it mapped to [-1, 1].
@@ -249,3 +259,120 @@ def lab_to_rgb_torch(lab):
         12.92 * linear,
     )
     return rgb.clamp(0.0, 1.0)
+
+
+# --------------------------------------------------------------- the gamut policy
+
+#: Resolution of the linear-light -> sRGB uint8 lookup table of :func:`srgb_lut`.
+LUT_SIZE = 1 << 16
+_RGB_FROM_XYZ_ROWS = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
+
+
+def srgb_lut(device="cpu"):
+    """sRGB uint8 of linear light in [0, 1]: a table of ``LUT_SIZE + 1`` entries (torch)."""
+    import torch
+
+    lin = np.linspace(0.0, 1.0, LUT_SIZE + 1)
+    srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
+    return torch.from_numpy(np.round(srgb * 255.0).astype(np.uint8)).to(device)
+
+
+def f_inverse(f):
+    """Inverse of Lab's f() on a torch tensor, in place: f**3 above 6/29, linear below.
+
+    Written as ``max(f, s)**3 + (min(f, s) - s) / kappa`` (s = 6/29), which is
+    the same function (the two parts meet at s) with fewer passes over memory.
+    """
+    cube = f.clamp(min=_F_INV_SWITCH).pow_(3)
+    lower = f.clamp_(max=_F_INV_SWITCH)
+    return cube.add_(lower, alpha=1.0 / _KAPPA).sub_(_F_INV_SWITCH / _KAPPA)
+
+
+def l_ab_to_rgb_torch(lightness, ab, out, lut, *, always_fit: bool = False) -> None:
+    """sRGB uint8 of L ``(rows, W)`` and ab ``(2, rows, W)`` into ``out`` ``(rows, W, 3)``.
+
+    The one gamut policy: Lab outside the sRGB gamut is moved towards the gray
+    of the same luminance Y in linear RGB (Y is a fixed positive mix of linear
+    R, G, B summing to 1, so the move keeps Y and hence L), just far enough to
+    fit. Inside the gamut the result is :func:`lab_to_rgb`'s, rounded to uint8
+    through ``lut`` (:func:`srgb_lut` on the tensors' device).
+
+    Parameters
+    ----------
+    lightness, ab : torch.Tensor
+        float32; not modified.
+    out : torch.Tensor
+        uint8, written in place.
+    lut : torch.Tensor
+        :func:`srgb_lut` on the same device.
+    always_fit : bool
+        Skip the check whether anything is out of gamut (a sync on a GPU) and
+        always apply the move (an identity inside the gamut).
+    """
+    import torch
+
+    fy = lightness.add(16.0).mul_(1.0 / 116.0)
+    x = f_inverse(torch.add(fy, ab[0], alpha=1.0 / 500.0)).mul_(WHITE_D65[0])
+    z = f_inverse(torch.add(fy, ab[1], alpha=-1.0 / 200.0)).mul_(WHITE_D65[2])
+    lum = f_inverse(fy).clamp_(0.0, 1.0)
+    lin = []
+    for m in _RGB_FROM_XYZ_ROWS:
+        lin.append(torch.mul(x, m[0]).add_(lum, alpha=m[1]).add_(z, alpha=m[2]))
+    del x, z
+    hi = torch.maximum(torch.maximum(lin[0], lin[1]), lin[2])
+    lo = torch.minimum(torch.minimum(lin[0], lin[1]), lin[2])
+    # the common case, all in gamut, skips the move
+    if always_fit or bool(hi.max() > 1.0) or bool(lo.min() < 0.0):
+        eps = 1e-12
+        # >= 1 where that side is in gamut, since lo <= lum <= hi
+        scale = torch.rsub(lum, 1.0).div_(hi.sub_(lum).clamp_(min=eps))
+        scale = torch.minimum(scale, lum.div(torch.rsub(lo, lum).clamp_(min=eps)))
+        scale = scale.clamp_(max=1.0)
+        for c in lin:
+            c.sub_(lum).mul_(scale).add_(lum)
+    for channel, c in enumerate(lin):
+        index = c.clamp_(0.0, 1.0).mul_(LUT_SIZE).add_(0.5).to(torch.int32)
+        out[..., channel] = lut.index_select(0, index.view(-1)).view(index.shape)
+
+
+def l_ab_to_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """sRGB uint8 of the lightness L and the ab beside it, keeping L (the one gamut policy).
+
+    What the Colorizer shows and ``evaluate`` scores: colours outside the sRGB
+    gamut move towards the gray of the same luminance (see
+    :func:`l_ab_to_rgb_torch`) instead of being clipped as :func:`lab_to_rgb`
+    clips them; inside the gamut both agree (up to rounding to uint8).
+
+    Parameters
+    ----------
+    lightness : numpy.ndarray
+        L in [0, 100], shape ``(..., H, W)``.
+    ab : numpy.ndarray
+        Shape ``lightness.shape + (2,)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 RGB of shape ``lightness.shape + (3,)``.
+    """
+    import torch
+
+    lightness = np.asarray(lightness, dtype=np.float32)
+    ab = np.asarray(ab, dtype=np.float32)
+    if lightness.ndim < 2 or ab.shape != (*lightness.shape, 2):
+        raise ValueError(
+            f"expected L of shape (..., H, W) and ab of shape (..., H, W, 2), got "
+            f"{lightness.shape} and {ab.shape}"
+        )
+    width = lightness.shape[-1]
+    out = np.empty((*lightness.shape, 3), dtype=np.uint8)
+    light = torch.from_numpy(np.ascontiguousarray(lightness.reshape(-1, width)))
+    chroma = torch.from_numpy(np.ascontiguousarray(np.moveaxis(ab.reshape(-1, width, 2), -1, 0)))
+    with torch.inference_mode():
+        l_ab_to_rgb_torch(light, chroma, torch.from_numpy(out.reshape(-1, width, 3)), _cpu_lut())
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_lut():
+    return srgb_lut("cpu")

@@ -1,24 +1,22 @@
 """Full-resolution colours from the input's own lightness and working-size ab.
 
 ab is upsampled bilinearly onto the full-resolution L and converted to sRGB in
-blocks of rows (bounded memory at any image size). Colours outside the sRGB
-gamut move towards the gray of the same luminance, so lightness never changes.
+blocks of rows (bounded memory at any image size), with the one gamut policy of
+:func:`napari_colorize.color.l_ab_to_rgb_torch`: colours outside the sRGB gamut
+move towards the gray of the same luminance, so lightness never changes.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .color import _F_INV_SWITCH, _KAPPA, _XYZ_FROM_RGB, WHITE_D65
+from .color import l_ab_to_rgb_torch, srgb_lut
 from .reading import INLINE, Workers
 
-__all__ = ["Composer", "bilinear_taps", "f_inverse"]
+__all__ = ["Composer", "bilinear_taps"]
 
 #: Blocks of about this many pixels are what one worker thread converts at a time.
 _BLOCK_PIXELS = 1 << 15
-#: Resolution of the linear-light -> sRGB uint8 lookup table.
-_LUT_SIZE = 1 << 16
-_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
 
 
 def bilinear_taps(n_out: int, n_in: int, torch, device):
@@ -51,10 +49,7 @@ class Composer:
         # on a GPU one strip is one block: the device parallelises it
         self.whole_strips = device.type != "cpu"
         self.workers = INLINE if self.whole_strips else workers
-        self.rgb_from_xyz = [[float(v) for v in row] for row in _RGB_FROM_XYZ]
-        lin = np.linspace(0.0, 1.0, _LUT_SIZE + 1)
-        srgb = np.where(lin > 0.0031308, 1.055 * lin ** (1 / 2.4) - 0.055, 12.92 * lin)
-        self.lut = torch.from_numpy(np.round(srgb * 255.0).astype(np.uint8)).to(device)
+        self.lut = srgb_lut(device)
         self._taps = None
 
     def widen(self, ab, width: int):
@@ -118,41 +113,8 @@ class Composer:
     def rgb(self, lightness, ab, out) -> None:
         """sRGB uint8 of L (rows, W) and ab (2, rows, W) into ``out`` (rows, W, 3), keeping L.
 
-        Lab outside the sRGB gamut is moved towards the gray of the same
-        luminance Y in linear RGB (Y is a fixed positive mix of linear R, G, B
-        summing to 1, so the move keeps Y and hence L), just far enough to fit.
+        :func:`napari_colorize.color.l_ab_to_rgb_torch`: the one gamut policy
+        (towards the gray of the same luminance). A GPU always applies the move
+        rather than checking for colours out of gamut (a sync).
         """
-        torch = self.torch
-        fy = lightness.add(16.0).mul_(1.0 / 116.0)
-        x = f_inverse(torch.add(fy, ab[0], alpha=1.0 / 500.0)).mul_(WHITE_D65[0])
-        z = f_inverse(torch.add(fy, ab[1], alpha=-1.0 / 200.0)).mul_(WHITE_D65[2])
-        lum = f_inverse(fy).clamp_(0.0, 1.0)
-        lin = []
-        for m in self.rgb_from_xyz:
-            lin.append(torch.mul(x, m[0]).add_(lum, alpha=m[1]).add_(z, alpha=m[2]))
-        del x, z
-        hi = torch.maximum(torch.maximum(lin[0], lin[1]), lin[2])
-        lo = torch.minimum(torch.minimum(lin[0], lin[1]), lin[2])
-        # the common case, all in gamut, skips the move (a sync on a GPU, so only on the CPU)
-        if self.whole_strips or bool(hi.max() > 1.0) or bool(lo.min() < 0.0):
-            eps = 1e-12
-            # >= 1 where that side is in gamut, since lo <= lum <= hi
-            scale = torch.rsub(lum, 1.0).div_(hi.sub_(lum).clamp_(min=eps))
-            scale = torch.minimum(scale, lum.div(torch.rsub(lo, lum).clamp_(min=eps)))
-            scale = scale.clamp_(max=1.0)
-            for c in lin:
-                c.sub_(lum).mul_(scale).add_(lum)
-        for channel, c in enumerate(lin):
-            index = c.clamp_(0.0, 1.0).mul_(_LUT_SIZE).add_(0.5).to(torch.int32)
-            out[..., channel] = self.lut.index_select(0, index.view(-1)).view(index.shape)
-
-
-def f_inverse(f):
-    """Inverse of Lab's f(), in place: f**3 above 6/29, linear below.
-
-    Written as ``max(f, s)**3 + (min(f, s) - s) / kappa`` (s = 6/29), which is
-    the same function (the two parts meet at s) with fewer passes over memory.
-    """
-    cube = f.clamp(min=_F_INV_SWITCH).pow_(3)
-    lower = f.clamp_(max=_F_INV_SWITCH)
-    return cube.add_(lower, alpha=1.0 / _KAPPA).sub_(_F_INV_SWITCH / _KAPPA)
+        l_ab_to_rgb_torch(lightness, ab, out, self.lut, always_fit=self.whole_strips)

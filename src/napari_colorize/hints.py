@@ -17,7 +17,8 @@ The format every hint-aware model takes is defined in
   measures: random locations, each revealing the mean colour of a small
   square patch around it, a geometric number of them per image
   (:func:`hint_counts`), sometimes none;
-- and :func:`evaluate_hints` scores a model given ``n`` such hints per image.
+- and :func:`napari_colorize.evaluation.evaluate_hints` scores a model given
+  ``n`` such hints per image.
 
 Nothing here imports Qt or napari; torch is imported only by the functions
 that need it.
@@ -28,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,7 +42,6 @@ __all__ = [
     "HintStack",
     "PointHints",
     "data_to_world_matrix",
-    "evaluate_hints",
     "hint_counts",
     "model_accepts_hints",
     "model_takes_hints",
@@ -693,140 +693,3 @@ def model_takes_hints(name_or_path) -> bool:
     except (ColorizeError, OSError, ValueError):
         return False
     return arch == "siggraph17"
-
-
-# ------------------------------------------------------------------ measuring hints
-
-
-def _shrink_hints(hints, size):
-    """Mask-aware area shrink (as :class:`~napari_colorize.inference.Colorizer` does)."""
-    import torch
-    import torch.nn.functional as F
-
-    mask = F.interpolate(hints[:, 2:3], size=size, mode="area")
-    ab = F.interpolate(hints[:, :2] * hints[:, 2:3], size=size, mode="area")
-    ab = ab / mask.clamp(min=1e-12)
-    return torch.cat([ab, (mask > 0).to(ab.dtype)], dim=1)
-
-
-def evaluate_hints(
-    model,
-    n_hints: int,
-    data: str = "punks:test",
-    *,
-    seed: int = 0,
-    radius=1,
-    batch_size: int = 256,
-    device="cpu",
-    chroma_size: int | None = None,
-    focus: float = 0.0,
-) -> dict[str, Any]:
-    """Score a hint-aware model given ``n_hints`` hints per image sampled from the truth.
-
-    As :func:`napari_colorize.evaluation.evaluate` (same data specs, same report
-    keys), but the model also sees :func:`sample_hints` of each true image,
-    drawn from ``seed`` in the data's order, so reruns and other models see
-    the very same hints.
-
-    Parameters
-    ----------
-    model : str, path-like or torch.nn.Module
-        A hint-aware model (a registered name, a checkpoint or a module).
-    n_hints : int
-        Hints per image (0: the model alone).
-    data : str
-        ``"punks:test"``, ``"punks:train"`` or a folder of images.
-    seed : int
-        Seed of the hint positions and patch sizes.
-    radius : int or (int, int)
-        Patch half-width of each hint (see :func:`sample_hints`).
-    batch_size : int
-    device : str
-    chroma_size : int, optional
-        Working size (longest side); default the checkpoint's, else 256.
-    focus : float
-        Share (0 to 1) of the hint positions drawn in proportion to the model's
-        own error without hints, as a user puts hints where the colours are
-        wrong; 0: uniform positions.
-
-    Returns
-    -------
-    dict
-        The report keys of :data:`napari_colorize.metrics.REPORT_KEYS`, plus
-        ``n_images``, ``data``, ``model``, ``n_hints``, ``seed`` and ``radius``.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    from . import evaluation, metrics
-    from .color import ab_to_net, l_to_net, net_to_ab
-    from .devices import resolve_device
-
-    if int(n_hints) < 0:
-        raise ValueError(f"n_hints must be >= 0, got {n_hints}")
-    if not 0.0 <= float(focus) <= 1.0:
-        raise ValueError(f"focus must be between 0 and 1, got {focus}")
-    dev = resolve_device(device)
-    module, name, size = evaluation._load_model(model, dev, chroma_size)
-    if int(n_hints) and not model_accepts_hints(module):
-        raise ValueError(
-            f"model {name} takes no hints; evaluate it with napari_colorize.evaluation.evaluate "
-            "or pick a hint-aware model (e.g. beta-punks-hints, siggraph17)"
-        )
-    source = evaluation._open_data(data)
-    gen = torch.Generator().manual_seed(int(seed))
-    was_training = module.training
-    module.eval()
-    parts = []
-    try:
-        for chunk in source.batches(int(batch_size)):
-            for batch in chunk:
-                lab = rgb_to_lab(batch.rgb)
-                lightness = lab[..., 0]
-                ab_true = torch.from_numpy(
-                    np.ascontiguousarray(
-                        ab_to_net(lab[..., 1:]).transpose(0, 3, 1, 2), dtype=np.float32
-                    )
-                )
-                x = torch.from_numpy(np.ascontiguousarray(l_to_net(lightness), dtype=np.float32))
-                x = x[:, None]
-                h, w = lightness.shape[1:]
-                work = None
-                if max(h, w) > size:
-                    scale = size / max(h, w)
-                    work = (max(1, round(h * scale)), max(1, round(w * scale)))
-                    x = F.interpolate(x, size=work, mode="area")
-                weights = None
-                if focus and int(n_hints):  # the model's own error, at its working size
-                    with torch.inference_mode():
-                        alone = module(x.to(dev)).float().cpu()
-                    if tuple(alone.shape[-2:]) != (h, w):
-                        alone = F.interpolate(alone, size=(h, w), mode="bilinear")
-                    error = (alone - ab_true).norm(dim=1)
-                    share = error / error.sum((1, 2), keepdim=True).clamp(min=1e-12)
-                    weights = (1.0 - focus) / error[0].numel() + focus * share
-                hints = sample_hints(ab_true, int(n_hints), gen, radius, weights)
-                if work is not None:
-                    hints = _shrink_hints(hints, work)
-                with torch.inference_mode():
-                    kwargs = {"hints": hints.to(dev)} if model_accepts_hints(module) else {}
-                    out = module(x.to(dev), **kwargs).float()
-                    if tuple(out.shape[-2:]) != (h, w):
-                        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
-                ab = net_to_ab(out).permute(0, 2, 3, 1).cpu().numpy()
-                rgb_pred = evaluation._recombine(lightness, ab)
-                parts.append(metrics.score_images(rgb_pred, batch.rgb, batch.alpha))
-    finally:
-        module.train(was_training)
-    scores = metrics.ImageScores.concat(parts)
-    report: dict[str, Any] = scores.summary()
-    report.update(
-        n_images=len(scores),
-        data=source.name,
-        model=name,
-        n_hints=int(n_hints),
-        seed=int(seed),
-        radius=radius,
-        focus=float(focus),
-    )
-    return report

@@ -37,6 +37,7 @@ import numpy as np
 
 from . import images
 from .color import AB_SCALE, l_to_net, net_to_l
+from .colorize_progress import ColorizeProgress
 from .composing import Composer
 from .guided import HintPropagator, ReferenceColorizer
 from .reading import INLINE, Lightness, Prefetch, Workers
@@ -67,34 +68,6 @@ _MIN_TILE = 32
 _MODEL_CACHE_SIZE = 4
 
 _OUTPUTS = ("rgb", "lab", "ab")
-
-
-@dataclass(frozen=True)
-class ColorizeProgress:
-    """One progress event of :meth:`Colorizer.run`.
-
-    Attributes
-    ----------
-    done, total : int
-        Work steps done and in all: one per network tile of each plane plus one
-        per plane for assembling its colours. ``total`` may change when the
-        out-of-memory fallback re-tiles.
-    plane_index : tuple of int or None
-        Index into the input's leading axes of the plane just worked on
-        (``()`` for a single image); None before the first plane.
-    message : str
-        What just happened, for a status line.
-    """
-
-    done: int
-    total: int
-    plane_index: tuple[int, ...] | None
-    message: str = ""
-
-    @property
-    def fraction(self) -> float:
-        """``done / total`` in [0, 1]."""
-        return min(1.0, self.done / self.total) if self.total else 1.0
 
 
 # ------------------------------------------------------------------ models
@@ -464,7 +437,32 @@ class Colorizer:
         """
         return _drain(self.run(array, out, output="lab", rgb=rgb, value_range=value_range))
 
-    def run(self, array, out=None, *, output="rgb", rgb=None, value_range=None):
+    def colorize_lightness(self, lightness, out=None, *, output="rgb") -> Any:
+        """Colorize images whose CIE L the caller already has: the one prediction path.
+
+        The same steps as :meth:`colorize` (L shrunk to the working size, ab
+        predicted there, upsampled onto the full-resolution L and turned into
+        RGB with :func:`napari_colorize.color.l_ab_to_rgb`'s gamut policy), but
+        ``lightness`` is used as it is, with no intensity mapping: what
+        :func:`napari_colorize.evaluation.evaluate` and the benchmarks score is
+        what a user sees.
+
+        Parameters
+        ----------
+        lightness : array-like
+            float L in [0, 100], ``(H, W)`` or a stack ``(..., H, W)``.
+        out : array-like, optional
+            As in :meth:`colorize` (uint8 for ``"rgb"``, float32 otherwise).
+        output : {"rgb", "lab", "ab"}
+            As in :meth:`run`.
+
+        Returns
+        -------
+        numpy.ndarray or the given ``out``
+        """
+        return _drain(self.run(lightness, out, output=output, lightness=True))
+
+    def run(self, array, out=None, *, output="rgb", rgb=None, value_range=None, lightness=False):
         """Colorize step by step: a generator of :class:`ColorizeProgress` events.
 
         Parameters
@@ -473,6 +471,8 @@ class Colorizer:
             As in :meth:`colorize`.
         output : {"rgb", "lab", "ab"}
             RGB uint8 (``(..., 3)``), or float32 Lab (``(..., 3)``) or ab (``(..., 2)``).
+        lightness : bool
+            ``array`` already holds CIE L in [0, 100] (see :meth:`colorize_lightness`).
 
         Yields
         ------
@@ -492,10 +492,10 @@ class Colorizer:
         self.stopped = False
         if output not in _OUTPUTS:
             raise ValueError(f"output must be one of {_OUTPUTS}, got {output!r}")
-        layout = images.describe(array, rgb=rgb)
+        layout = images.describe(array, rgb=False if lightness else rgb)
         if not all(hasattr(array, name) for name in ("shape", "dtype", "__getitem__")):
             array = np.asarray(array)
-        if value_range is None:
+        if value_range is None and not lightness:
             value_range = images.intensity_range(array, layout, self.percentiles)
         out = self._prepare_out(out, layout, output)
         hints = self._prepare_hints(layout)
@@ -509,7 +509,11 @@ class Colorizer:
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         group_size = max(1, min(self._batch, _GROUP_PIXELS // (height * width)))
         # a stack's planes are converted by the reading thread, beside the network
-        to_l = Lightness(layout, value_range, self._workers if n == 1 else INLINE)
+        to_l = (
+            _given_lightness
+            if lightness
+            else Lightness(layout, value_range, self._workers if n == 1 else INLINE)
+        )
         sequential = bool(self.temporal) and n > 1
         groups = () if sequential else self._groups(array, layout, to_l, group_size)
         if n > 1 and not sequential:
@@ -825,6 +829,17 @@ class Colorizer:
             composer.fill(lightness, abw, r0, r1, target, output)
             if not direct:
                 out[where] = target
+
+
+def _given_lightness(plane, index=None) -> np.ndarray:
+    """A plane that already holds L in [0, 100], as float32 (see ``colorize_lightness``)."""
+    plane = np.asarray(plane)
+    if plane.dtype.kind != "f":
+        raise ValueError(
+            f"lightness must be float L in [0, 100], got dtype {plane.dtype}; convert an "
+            "image with napari_colorize.color.rgb_to_lab(rgb)[..., 0] or use colorize()"
+        )
+    return np.ascontiguousarray(plane, dtype=np.float32)
 
 
 def _drain(generator):

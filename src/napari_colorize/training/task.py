@@ -219,10 +219,8 @@ class ColorizationTask:
     @torch.no_grad()
     def preview(self, l_net: torch.Tensor) -> np.ndarray:
         """Colorize one ``l`` (1,1,H,W) with the current weights: RGB uint8 (H, W, 3)."""
-        from ..color import lab_to_rgb
+        from ..color import l_ab_to_rgb
 
         ab = net_to_ab(self.model(l_net).float())[0].permute(1, 2, 0).cpu().numpy()
         lightness = net_to_l(l_net.float())[0, 0].cpu().numpy()
-        lab = np.concatenate([lightness[..., None], ab], axis=-1)
-        rgb = lab_to_rgb(lab)
-        return np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+        return l_ab_to_rgb(lightness, ab)
