@@ -43,7 +43,7 @@ _LAZY = {
     "TrainResult": "events",
     "ValidationEvent": "events",
     "ColorizationTask": "task",
-    "TrainConfig": "trainer",
+    "TrainConfig": "config",
     "Trainer": "trainer",
     "export_model": "trainer",
 }

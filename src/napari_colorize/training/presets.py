@@ -182,7 +182,7 @@ def _alpha_patch(asked, h: int, w: int) -> int:
 
 
 def _alpha_config():
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     return TrainConfig(
         arch="alpha", model_config={"width": 16, "lightness_table": True}, max_steps=1000,
@@ -193,7 +193,7 @@ def _alpha_config():
 
 def _beta_original_config():
     from ..models.beta import beta_original_config
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     return TrainConfig(
         arch="beta", model_config=beta_original_config().to_dict(), epochs=40, batch_size=32,
@@ -204,7 +204,7 @@ def _beta_original_config():
 
 
 def _beta_punks_config():
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     return TrainConfig(
         arch="beta", model_config={}, epochs=40, batch_size=32, lr=3e-3, weight_decay=1e-4,
@@ -229,7 +229,7 @@ def _inception_punks_config():
     """
     from ..models.fusion import PUNKS_CLASSIFIER
     from .classification import TASK
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     return TrainConfig(
         arch="inception", model_config=dict(PUNKS_CLASSIFIER), epochs=6, batch_size=64,
@@ -349,7 +349,7 @@ def _gan_punks_config():
     (1.17; seed 1: 1.19, beta-punks 1.36).
     """
     from ..models.unet import punks_config
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     steps = GAN_PUNKS_STEPS
     return TrainConfig(

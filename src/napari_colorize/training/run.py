@@ -136,7 +136,7 @@ def saved_train_config(path):
         The file holds no training state (it was exported for inference).
     """
     from ..checkpoint import load_checkpoint
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     saved = (load_checkpoint(path).training_meta or {}).get("train_config")
     if saved is None:
@@ -237,7 +237,7 @@ def plan_run(
             out=out, device=device, batch_size=batch_size, lr=lr, seed=seed,
             patch_size=patch_size, num_workers=num_workers, amp=amp,
         )  # fmt: skip
-    from .trainer import TrainConfig
+    from .config import TrainConfig
 
     model_config = _model_config(model_config)
     arch, init = parse_start(start or "arch:beta")
