@@ -4,7 +4,7 @@ Importing this package is cheap: it imports neither torch nor Qt. The heavy
 modules load when a function that needs them is first called.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "colorize", "colorize_dask"]
 

@@ -328,7 +328,7 @@ def save_checkpoint(
     """
     from safetensors.torch import save_file
 
-    from . import __version__
+    from ._version import __version__
 
     if not isinstance(arch, str) or not arch:
         raise ValueError("arch must be the name of a registered architecture, e.g. 'beta'")

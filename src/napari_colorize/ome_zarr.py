@@ -279,7 +279,7 @@ def describe_colorizer(colorizer, model=None) -> dict:
 def _about(about: Mapping | None) -> dict:
     from datetime import datetime, timezone
 
-    from . import __version__
+    from ._version import __version__
 
     out = {
         "software": "napari-colorize",

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import CheckpointError
-from . import DESCRIPTION_NAMES, require_spec
+from .detect import DESCRIPTION_NAMES, require_spec
 from .graph import OwnGraphAsColorizer, RGBModelAsColorizer, quiet_jit
 
 __all__ = ["PackageNetwork", "load_package"]

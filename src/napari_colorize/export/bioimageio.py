@@ -295,7 +295,7 @@ def _description(m, tmp: Path, *, name, description, meta, authors, n_parameters
     from bioimageio.spec.dataset.v0_3 import DatasetDescr
     from bioimageio.spec.generic.v0_3 import Author, CiteEntry
 
-    from .. import __version__
+    from .._version import __version__
 
     gray_id, rgb_id = m.TensorId("gray"), m.TensorId("rgb")
     y, x = m.AxisId("y"), m.AxisId("x")
