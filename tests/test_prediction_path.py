@@ -114,3 +114,16 @@ def test_gray_baseline_goes_through_the_same_policy(tmp_path):
     lightness = color.rgb_to_lab(truth)[..., 0]
     gray = color.l_ab_to_rgb(lightness, np.zeros((*lightness.shape, 2), np.float32))
     assert report["psnr"] == pytest.approx(metrics.score_images(gray, truth).summary()["psnr"])
+
+
+def test_bioimageio_graph_follows_the_same_gamut_policy():
+    from napari_colorize.bioimageio.graph import GrayToRGB, gray_to_l_torch
+
+    gray = torch.linspace(0.05, 0.95, 40).view(1, 1, 5, 8)
+    model = ConstantAB((70.0, -90.0))
+    rgb = GrayToRGB(model, near=0, reference=0, default=0, multiple=1).eval()(gray)
+    lightness = gray_to_l_torch(gray)[0, 0].numpy()
+    ab = np.broadcast_to(np.float32([70.0, -90.0]), (*lightness.shape, 2))
+    ours = color.l_ab_to_rgb(lightness, ab).astype(int)
+    theirs = np.round(rgb[0].permute(1, 2, 0).detach().numpy() * 255).astype(int)
+    assert np.abs(ours - theirs).max() <= 1

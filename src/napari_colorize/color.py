@@ -23,7 +23,9 @@ import numpy as np
 __all__ = [
     "AB_SCALE",
     "L_MAX",
+    "RGB_FROM_XYZ",
     "WHITE_D65",
+    "XYZ_FROM_RGB",
     "ab_to_net",
     "f_inverse",
     "gray_to_l",
@@ -55,6 +57,10 @@ _XYZ_FROM_RGB = np.array(
     ]
 )
 _RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
+#: Linear sRGB -> XYZ (scikit-image's matrix) and its inverse, for modules that
+#: write the conversion out themselves (the TorchScript graph of bioimage.io packages).
+XYZ_FROM_RGB = _XYZ_FROM_RGB.copy()
+RGB_FROM_XYZ = _RGB_FROM_XYZ.copy()
 
 _EPS = 0.008856  # (6/29)**3, CIE's switch between cube root and linear part
 _KAPPA = 7.787

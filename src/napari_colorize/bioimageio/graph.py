@@ -3,7 +3,8 @@
 :class:`GrayToRGB` is the whole colorization as one TorchScript graph: gray in
 [0, 1] -> L (as :func:`napari_colorize.color.gray_to_l`) -> the working size ->
 the network -> ab -> sRGB with the input's own L, colours outside the gamut
-moved towards the gray of the same luminance (as :mod:`napari_colorize.composing`).
+moved towards the gray of the same luminance (the policy of
+:func:`napari_colorize.color.l_ab_to_rgb`).
 :class:`RGBModelAsColorizer` turns any gray -> RGB network back into the model
 contract (``l_net -> ab / AB_SCALE``) so the :class:`~napari_colorize.inference.Colorizer`
 tiles and composes it like its own models. The Lab maths is repeated here in plain
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..color import _XYZ_FROM_RGB, WHITE_D65
+from ..color import RGB_FROM_XYZ, WHITE_D65, XYZ_FROM_RGB
 
 __all__ = [
     "GrayToRGB",
@@ -101,9 +102,7 @@ class GrayToRGB(nn.Module):
         self.default = int(default)
         self.multiple = max(1, int(multiple))
         self.register_buffer("white", torch.tensor(WHITE_D65).view(1, 3, 1, 1))
-        import numpy as np
-
-        self.register_buffer("rgb_from_xyz", _matrix(np.linalg.inv(_XYZ_FROM_RGB)))
+        self.register_buffer("rgb_from_xyz", _matrix(RGB_FROM_XYZ))
 
     def working_shape(self, height: int, width: int) -> list[int]:
         """The ``[h, w]`` the network sees for an image of ``height x width``."""
@@ -174,7 +173,7 @@ class RGBModelAsColorizer(nn.Module):
         super().__init__()
         self.rgb_model = rgb_model
         self.register_buffer("white", torch.tensor(WHITE_D65).view(1, 3, 1, 1))
-        self.register_buffer("xyz_from_rgb", _matrix(_XYZ_FROM_RGB))
+        self.register_buffer("xyz_from_rgb", _matrix(XYZ_FROM_RGB))
 
     def forward(self, l_net: torch.Tensor) -> torch.Tensor:
         lightness = (l_net.float() + 1.0) * 50.0
