@@ -7,6 +7,9 @@ Scores the bundled ``beta-punks`` and ``full-punks`` (or the files given) on
 docs/benchmarks.md. ``--split val`` scores the validation hold-out (train ids
 8500-8999) instead, which is what may be looked at while developing.
 
+Run: ``python -m benchmarks.full [--split val] [--control OUT] [--no-write]``
+(``python -m benchmarks.run --suite full``); ``--quick`` scores 64 punks.
+
 ``full-punks`` is ``beta-punks`` fine-tuned for 10 more epochs with the class
 vector fused in. To tell what the class vector adds from what the extra
 epochs add, ``--train-control OUT`` fine-tunes ``beta-punks`` in exactly the
@@ -17,7 +20,6 @@ the table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -27,12 +29,18 @@ from .report import load, machine, today, update_section
 KEYS = ("ciede2000_fg", "ciede2000", "psnr", "ssim", "auc")
 
 
+#: Punks scored by ``--quick`` (the smoke test).
+QUICK_PUNKS = 64
+
+
 def add_arguments(parser) -> None:
-    parser.add_argument("--beta", default="beta-punks", help="beta model name or file")
-    parser.add_argument("--full", default="full-punks", help="full model name or file")
-    parser.add_argument("--split", choices=["test", "val"], default="test")
-    parser.add_argument("--control", help="beta-punks fine-tuned as full-punks, without classes")
-    parser.add_argument("--train-control", metavar="OUT", help="train that control model first")
+    group = parser.add_argument_group("full vs beta")
+    group.add_argument("--beta", default="beta-punks", help="full suite: beta model name or file")
+    group.add_argument("--full", default="full-punks", help="full suite: full model name or file")
+    group.add_argument("--split", choices=["test", "val"], default="test",
+                       help="full suite: the punks scored (val: train ids 8500-8999)")  # fmt: skip
+    group.add_argument("--control", help="beta-punks fine-tuned as full-punks, without classes")
+    group.add_argument("--train-control", metavar="OUT", help="train that control model first")
 
 
 def train_control(out: str) -> str:
@@ -107,6 +115,8 @@ def main(args) -> int:
 
     torch.set_num_threads(1)
     rgb, alpha, groups, label = punks_truth(args.split)
+    if getattr(args, "quick", False):
+        rgb, alpha, groups = rgb[:QUICK_PUNKS], alpha[:QUICK_PUNKS], groups[:QUICK_PUNKS]
     names = {"beta": args.beta, "full": args.full}
     if getattr(args, "train_control", None):
         args.control = train_control(args.train_control)
@@ -118,7 +128,7 @@ def main(args) -> int:
     print(json.dumps(results, indent=1, default=float))
     if getattr(args, "write", True) and args.split == "test":
         body = (
-            f"`{' '.join(['python -m benchmarks.full', *sys.argv[1:]])}` ({today()}): "
+            f"`{args.command}` ({today()}): "
             f"`{names['beta']}` and "
             f"`{names['full']}` on {label} ({len(rgb)} punks), ab predicted from L alone and "
             "recombined with the true L; `ciede2000_fg` is the mean CIEDE2000 colour "
@@ -143,7 +153,6 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.full", description=__doc__)
-    add_arguments(parser)
-    parser.add_argument("--no-write", dest="write", action="store_false")
-    sys.exit(main(parser.parse_args()))
+    from .run import run_suite
+
+    sys.exit(run_suite("full"))

@@ -39,13 +39,12 @@ when measured there); bf16 with checkpointing. ``channels_last`` is used on
 CUDA only (the trainer uses it on the CPU too, for speed; the CPU figures
 here are in NCHW, as they were first measured).
 
-Run: ``python -m benchmarks.gan_memory [--quick] [--no-write] [--device D]``;
+Run: ``python -m benchmarks.gan_memory [--quick] [--no-write] [--gan-device D]``;
 writes the ``gan-memory`` section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -279,19 +278,7 @@ def main(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gan_memory", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one small size, a smoke test")
-    write = parser.add_mutually_exclusive_group()
-    write.add_argument("--write", dest="write", action="store_true", default=None)
-    write.add_argument("--no-write", dest="write", action="store_false")
-    add_arguments(parser)
-    return parser
-
-
 if __name__ == "__main__":
-    _args = build_parser().parse_args()
-    if _args.write is None:
-        _args.write = not _args.quick
-    _args.command = "python -m benchmarks.gan_memory " + " ".join(sys.argv[1:])
-    sys.exit(main(_args))
+    from .run import run_suite
+
+    sys.exit(run_suite("gan-memory"))

@@ -6,14 +6,13 @@ fit ids 0-8499 of the train split and validate on 8500-8999). The targets of
 the ``gan`` model (issue 9): its colorfulness closer to the truth's than
 ``beta-punks``'s, with ``ciede2000_fg`` at most 10% worse than ``beta-punks``'s.
 
-Run: ``python -m benchmarks.gan_quality [--models gan-punks beta-punks ...]
-[--no-write]``; writes the ``gan-quality`` section of ``docs/benchmarks.md``.
+Run: ``python -m benchmarks.gan_quality [--gan-models gan-punks beta-punks ...]
+[--device D] [--no-write]`` (``python -m benchmarks.run --suite gan-quality``);
+writes the ``gan-quality`` section of ``docs/benchmarks.md``. ``--quick``
+scores the first two models only.
 """
 
 from __future__ import annotations
-
-import argparse
-import sys
 
 from . import report
 
@@ -70,7 +69,8 @@ def table(results: dict[str, dict], command: str) -> str:
 
 
 def main(args) -> int:
-    results = scores(args.models, device=args.device)
+    models = args.gan_models[:2] if getattr(args, "quick", False) else args.gan_models
+    results = scores(models, device=args.device)
     if not results:
         print("no model could be evaluated")
         return 1
@@ -82,15 +82,16 @@ def main(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gan_quality", description=__doc__)
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-write", dest="write", action="store_false", default=True)
-    return parser
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("gan quality")
+    group.add_argument("--gan-models", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME",
+                       help=f"models scored by the gan-quality suite (default "
+                       f"{' '.join(DEFAULT_MODELS)})")  # fmt: skip
 
 
 if __name__ == "__main__":
-    _args = build_parser().parse_args()
-    _args.command = " ".join(["python -m benchmarks.gan_quality", *sys.argv[1:]])
-    sys.exit(main(_args))
+    import sys
+
+    from .run import run_suite
+
+    sys.exit(run_suite("gan-quality"))

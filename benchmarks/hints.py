@@ -22,9 +22,11 @@ Latency (1024x1024 gray image, this CPU)
     (run under ``xvfb-run``) or ``QT_QPA_PLATFORM=offscreen``; skipped if napari
     cannot start. Target: under 1 s.
 
-Run: ``python -m benchmarks.hints [--model NAME|PATH] [--baseline NAME|PATH]
-[--repeats N] [--no-quality] [--no-widget] [--no-write]``; writes the ``hints``
-section of ``docs/benchmarks.md``.
+Run: ``python -m benchmarks.hints [--hints-model NAME|PATH] [--hints-baseline
+NAME|PATH] [--hints-repeats N] [--no-hints-quality] [--no-widget] [--no-write]``
+(``python -m benchmarks.run --suite hints``); writes the ``hints`` section of
+``docs/benchmarks.md``. ``--quick``: 0 and 5 uniform hints, nothing pasted, two
+library edits, no widget and no SIGGRAPH17 row.
 """
 
 from __future__ import annotations
@@ -91,18 +93,24 @@ def pasted_hints_model(model):
 FOCUS = {"uniform": 0.0, "where wrong": 1.0}
 
 
-def quality(model, baseline, data="punks:test", seed=0, radius=1) -> dict:
+def quality(
+    model, baseline, data="punks:test", seed=0, radius=1, *, counts=HINT_COUNTS, focus=FOCUS,
+    paste=True,
+) -> dict:  # fmt: skip
     """``{"hints": {(placement, n): report}, "paste": {...}, "baseline": report or None}``.
 
     ``paste``: ``baseline`` with the hinted pixels set to the hints' colours,
-    under the same hints, to tell what the model adds beyond the hinted pixels.
+    under the same hints, to tell what the model adds beyond the hinted pixels
+    (left out with ``paste=False``). ``counts`` and ``focus`` (placement name ->
+    focus) choose the hints.
     """
     from napari_colorize.evaluation import evaluate, evaluate_hints
 
     out = {"hints": {}, "paste": {}, "baseline": None}
-    paste, paste_size = pasted_hints_model(baseline) if baseline else (None, None)
-    for placement, focus in FOCUS.items():
-        for n in HINT_COUNTS:
+    paste, paste_size = pasted_hints_model(baseline) if baseline and paste else (None, None)
+    placements = focus
+    for placement, focus in placements.items():
+        for n in counts:
             t0 = time.perf_counter()
             out["hints"][placement, n] = evaluate_hints(
                 model, n, data, seed=seed, radius=radius, focus=focus
@@ -258,8 +266,8 @@ def section(results: dict, args, loads) -> str:
                 lines.append(f"| {args.baseline} + the hinted pixels pasted | {placement} | {n} | "
                              + " | ".join(f"{pasted[k]:.3f}" for k in KEYS) + " |")  # fmt: skip
         lines.append("")
-        for placement in FOCUS:
-            errs = [q["hints"][placement, n]["ciede2000_fg"] for n in HINT_COUNTS]
+        for placement in dict.fromkeys(p for p, _ in q["hints"]):
+            errs = [r["ciede2000_fg"] for (p, _), r in q["hints"].items() if p == placement]
             falls = all(a > b for a, b in itertools.pairwise(errs))
             lines.append(
                 f"- {placement}: ciede2000_fg falls as hints grow "
@@ -297,37 +305,59 @@ def section(results: dict, args, loads) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.hints", description=__doc__.split("\n\n")[0]
-    )
-    p.add_argument("--model", default="beta-punks-hints", help="hint-aware model (name or file)")
-    p.add_argument("--baseline", default="beta-punks", help="model without hints to compare")
-    p.add_argument("--repeats", type=int, default=7, help="timed edits per latency row")
-    p.add_argument(
-        "--radius",
-        type=int,
-        default=0,
-        help="hint patch half-width (0: one pixel's colour; Zhang et al.: up to 4)",
-    )
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1: fastest on a loaded shared CPU)")  # fmt: skip
-    p.add_argument("--no-quality", action="store_true", help="skip the punks:test scores")
-    p.add_argument("--no-widget", action="store_true", help="skip the napari widget latency")
-    p.add_argument("--no-siggraph", action="store_true", help="skip the SIGGRAPH17 latency row")
-    p.add_argument("--no-write", dest="write", action="store_false", help="do not update the docs")
-    args = p.parse_args(argv)
-    args.command = "python -m benchmarks.hints " + " ".join(sys.argv[1:] if argv is None else argv)
+#: The smoke test (``--quick``): hint counts, placements, timed edits.
+QUICK_COUNTS = (0, 5)
+QUICK_FOCUS = ("uniform",)
+QUICK_REPEATS = 2
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("hints")
+    group.add_argument("--hints-model", default="beta-punks-hints",
+                       help="hints suite: hint-aware model (name or file)")  # fmt: skip
+    group.add_argument("--hints-baseline", default="beta-punks",
+                       help="hints suite: model without hints to compare")  # fmt: skip
+    group.add_argument("--hints-repeats", type=int, default=7,
+                       help="hints suite: timed edits per latency row")  # fmt: skip
+    group.add_argument("--hints-radius", type=int, default=0,
+                       help="hints suite: hint patch half-width (0: one pixel's colour; "
+                       "Zhang et al.: up to 4)")  # fmt: skip
+    group.add_argument("--hints-threads", type=int, default=1,
+                       help="hints suite: torch CPU threads (1: fastest on a loaded, "
+                       "shared CPU)")  # fmt: skip
+    group.add_argument("--no-hints-quality", action="store_true",
+                       help="hints suite: skip the punks:test scores")  # fmt: skip
+    group.add_argument("--no-widget", action="store_true",
+                       help="hints suite: skip the napari widget latency")  # fmt: skip
+    group.add_argument("--no-siggraph", action="store_true",
+                       help="hints suite: skip the SIGGRAPH17 latency row")  # fmt: skip
+
+
+def main(args) -> int:
+    """Run the suite (``args.quick``: its smoke test), print it and write its docs section."""
+    quick = getattr(args, "quick", False)
+    args = argparse.Namespace(
+        model=args.hints_model, baseline=args.hints_baseline, radius=args.hints_radius,
+        repeats=QUICK_REPEATS if quick else args.hints_repeats, threads=args.hints_threads,
+        no_quality=args.no_hints_quality, no_widget=args.no_widget or quick,
+        no_siggraph=args.no_siggraph or quick, write=args.write, command=args.command,
+        counts=QUICK_COUNTS if quick else HINT_COUNTS,
+        focus={k: FOCUS[k] for k in QUICK_FOCUS} if quick else FOCUS, paste=not quick,
+    )  # fmt: skip
     import torch
 
     from napari_colorize.checkpoint import read_metadata
     from napari_colorize.registry import build_model, resolve_weights
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(max(1, min(args.threads, report.usable_cpus())))
     start_load = report.load()
     results = {}
     if not args.no_quality:
-        results["quality"] = quality(args.model, args.baseline, radius=args.radius)
+        results["quality"] = quality(
+            args.model, args.baseline, radius=args.radius, counts=args.counts,
+            focus=args.focus, paste=args.paste,
+        )  # fmt: skip
 
     path = (
         resolve_weights(args.model) if not str(args.model).endswith(".safetensors") else args.model
@@ -349,6 +379,7 @@ def main(argv=None) -> int:
         print(f"library siggraph17 @ 256: {_stats(row['library'])}")
         rows.append(row)
     results["latency"] = rows
+    torch.set_num_threads(threads)
     text = section(results, args, (start_load, report.load()))
     print(text)
     if args.write:
@@ -357,4 +388,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .run import run_suite
+
+    sys.exit(run_suite("hints"))

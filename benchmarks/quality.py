@@ -10,14 +10,14 @@ originating project's beta network trained by ``napari-colorize train
 ``beta-original`` on ``ciede2000_fg``.
 
 Run: ``python -m benchmarks.quality --beta-original runs/beta-original.safetensors
-[--models NAME_OR_PATH ...] [--no-write]``; writes the ``quality`` section of
-``docs/benchmarks.md``.
+[--quality-models NAME_OR_PATH ...] [--device D] [--no-write]`` (that is,
+``python -m benchmarks.run --suite quality ...``); writes the ``quality``
+section of ``docs/benchmarks.md``. ``--quick`` scores the gray baseline and
+the first model only.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from . import report
@@ -78,18 +78,21 @@ def table(results: dict, commands: dict[str, str], command: str) -> str:
 
 
 def rows_and_commands(args) -> tuple[dict[str, str], dict[str, str]]:
+    quick = getattr(args, "quick", False)
     rows = {"gray (ab = 0)": "baseline:gray", "mean (train mean ab)": "baseline:mean"}
     commands = {
         "gray (ab = 0)": "napari-colorize evaluate --baseline gray --data punks:test",
         "mean (train mean ab)": "napari-colorize evaluate --baseline mean --data punks:test",
     }
-    if args.beta_original:
+    if quick:
+        del rows["mean (train mean ab)"], commands["mean (train mean ab)"]
+    if args.beta_original and not quick:
         rows["beta-original"] = str(args.beta_original)
         commands["beta-original"] = (
             "napari-colorize train --preset beta-original, then "
             f"napari-colorize evaluate --model {args.beta_original} --data punks:test"
         )
-    for name in args.models:
+    for name in args.quality_models[:1] if quick else args.quality_models:
         rows[name] = name
         commands[name] = (
             f"napari-colorize train --preset {name} (bundled as {name}), then "
@@ -111,16 +114,16 @@ def main(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__)
-    parser.add_argument("--beta-original", metavar="PATH", help="beta-original checkpoint")
-    parser.add_argument("--models", nargs="+", default=["beta-punks"], metavar="NAME")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-write", dest="write", action="store_false", default=True)
-    return parser
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("quality")
+    group.add_argument("--beta-original", metavar="PATH", help="beta-original checkpoint")
+    group.add_argument("--quality-models", nargs="+", default=["beta-punks"], metavar="NAME",
+                       help="models scored by the quality suite (default beta-punks)")  # fmt: skip
 
 
 if __name__ == "__main__":
-    _args = build_parser().parse_args()
-    _args.command = "python -m benchmarks.quality " + " ".join(sys.argv[1:])
-    sys.exit(main(_args))
+    import sys
+
+    from .run import run_suite
+
+    sys.exit(run_suite("quality"))

@@ -14,7 +14,6 @@ and ``<!-- bench:training:end -->``). It follows the suite interface of
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -152,19 +151,7 @@ would only share the same cores.
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.training", description="Training throughput of beta."
-    )
-    parser.add_argument("--quick", action="store_true", help="a few steps only, a smoke test")
-    parser.add_argument("--no-write", dest="write", action="store_false",
-                        help="do not update docs/benchmarks.md")  # fmt: skip
-    add_arguments(parser)
-    return parser
-
-
 if __name__ == "__main__":
-    args = build_parser().parse_args()
-    if args.quick and "--no-write" not in sys.argv:
-        args.write = False
-    sys.exit(main(args))
+    from .run import run_suite
+
+    sys.exit(run_suite("training"))

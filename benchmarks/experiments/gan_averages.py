@@ -17,10 +17,8 @@ batches) and is scored, with the run's own result, on the validation punks
 It measures the earlier recipe, whose generator BatchNorm kept training in
 the adversarial phase (``generator_bn="train"``), as the figures were taken.
 
-``--tiny`` shrinks the schedule to a few steps (to check the script). The
-figures in docs/benchmarks.md (GAN quality) took 68 min (``preset``, one
-thread, another run on the other core) and 40 min (``pretrain``, two threads)
-on an AVX2-only CPU.
+``--tiny`` shrinks the schedule to a few steps (to check the script). What it
+found, and how long it took, is in docs/benchmarks.md (GAN quality).
 """
 
 from __future__ import annotations

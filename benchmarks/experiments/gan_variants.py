@@ -8,11 +8,8 @@ them) and prints its ``ciede2000_fg`` and colourfulness on the validation punks
 ``adversarial-*`` variants resume such a run (``--from FILE``, the output of
 ``pretrain-wide-lr3e-3`` by default) into the discriminator pretraining and
 the adversarial phase. The test split is scored only by
-:mod:`benchmarks.gan_quality`, for the bundled model.
-
-About 11 minutes (the 0.49 M generator) or 22 minutes (the 1.09 M one) of
-pretraining on one thread with another run on the other core; 7 minutes for
-an adversarial resume.
+:mod:`benchmarks.gan_quality`, for the bundled model. The variants' scores and
+run times are in docs/benchmarks.md (GAN quality).
 """
 
 from __future__ import annotations
