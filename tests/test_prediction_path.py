@@ -59,8 +59,9 @@ def test_l_ab_to_rgb_keeps_lightness_where_lab_to_rgb_clips():
 
 
 def test_l_ab_to_rgb_names_the_shapes_it_wants():
-    with pytest.raises(ValueError, match=r"ab of shape \(\.\.\., H, W, 2\)"):
+    with pytest.raises(ValueError, match=r"ab of shape \(\.\.\., 2\) beside it"):
         color.l_ab_to_rgb(np.zeros((4, 4)), np.zeros((4, 4, 3)))
+    assert color.l_ab_to_rgb(np.float32(50.0), np.zeros(2)).shape == (3,)
 
 
 def test_colorizer_shows_the_colour_policy():
@@ -127,3 +128,14 @@ def test_bioimageio_graph_follows_the_same_gamut_policy():
     ours = color.l_ab_to_rgb(lightness, ab).astype(int)
     theirs = np.round(rgb[0].permute(1, 2, 0).detach().numpy() * 255).astype(int)
     assert np.abs(ours - theirs).max() <= 1
+
+
+def test_merging_lab_layers_keeps_lightness_as_the_colorizer_does():
+    from napari_colorize.layers import merge_lab
+
+    lightness = np.full((2, 3), 60.0, np.float32)
+    a, b = np.full_like(lightness, -110.0), np.full_like(lightness, 90.0)
+    merged = merge_lab(lightness, a, b)
+    ab = np.stack([a, b], -1)
+    np.testing.assert_array_equal(merged, color.l_ab_to_rgb(lightness, ab))
+    assert np.abs(color.rgb_to_lab(merged)[..., 0] - 60.0).max() < 0.6

@@ -352,7 +352,7 @@ def l_ab_to_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     lightness : numpy.ndarray
-        L in [0, 100], shape ``(..., H, W)``.
+        L in [0, 100], any shape.
     ab : numpy.ndarray
         Shape ``lightness.shape + (2,)``.
 
@@ -365,12 +365,12 @@ def l_ab_to_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
 
     lightness = np.asarray(lightness, dtype=np.float32)
     ab = np.asarray(ab, dtype=np.float32)
-    if lightness.ndim < 2 or ab.shape != (*lightness.shape, 2):
+    if ab.shape != (*lightness.shape, 2):
         raise ValueError(
-            f"expected L of shape (..., H, W) and ab of shape (..., H, W, 2), got "
+            f"expected L of any shape (...) and ab of shape (..., 2) beside it, got "
             f"{lightness.shape} and {ab.shape}"
         )
-    width = lightness.shape[-1]
+    width = lightness.shape[-1] if lightness.ndim else 1
     out = np.empty((*lightness.shape, 3), dtype=np.uint8)
     light = torch.from_numpy(np.ascontiguousarray(lightness.reshape(-1, width)))
     chroma = torch.from_numpy(np.ascontiguousarray(np.moveaxis(ab.reshape(-1, width, 2), -1, 0)))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .color import lab_to_rgb, rgb_to_lab
+from .color import l_ab_to_rgb, lab_to_rgb, rgb_to_lab
 
 __all__ = [
     "LAB_CHANNELS",
@@ -269,7 +269,10 @@ def split_lab(rgb: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def merge_lab(lightness: Any, a: Any, b: Any) -> np.ndarray:
-    """Merge L, a and b channels into RGB uint8 (colours outside sRGB are clipped).
+    """Merge L, a and b channels into RGB uint8, keeping L (:func:`~.color.l_ab_to_rgb`).
+
+    Colours outside sRGB move towards the gray of the same luminance, as the
+    Colorizer shows them.
 
     Parameters
     ----------
@@ -288,8 +291,7 @@ def merge_lab(lightness: Any, a: Any, b: Any) -> np.ndarray:
             f"L, a and b must have the same shape to merge, got {shapes[0]}, {shapes[1]} "
             f"and {shapes[2]}; pick three channels of the same image"
         )
-    rgb = lab_to_rgb(np.stack(channels, axis=-1))
-    return np.round(rgb * 255.0).astype(np.uint8)
+    return l_ab_to_rgb(channels[0], np.stack(channels[1:], axis=-1))
 
 
 def lab_colormap_colors(channel: str, n: int = 9) -> tuple[np.ndarray, np.ndarray]:
