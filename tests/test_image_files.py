@@ -7,6 +7,8 @@ training datasets take their colour images from it through ``read_rgb``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -141,17 +143,18 @@ def test_bad_files_say_so_the_same_everywhere(tmp_path, content, message):
 # ------------------------------------------------------------------ data specs
 
 
-def test_one_parser_for_every_spec(tmp_path):
-    (tmp_path / "punks_photos").mkdir()
-    iio.imwrite(tmp_path / "punks_photos" / "a.png", _rgb((8, 8)))
+def test_one_parser_for_every_spec(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("punks_photos").mkdir()
+    iio.imwrite(Path("punks_photos", "a.png"), _rgb((8, 8)))
     assert parse_data_spec("punks:train").kind == "punks"
     assert parse_data_spec("punks", default_split="test").split == "test"
-    folder = parse_data_spec(str(tmp_path / "punks_photos"))  # a folder, not the punks
-    assert (folder.kind, folder.path) == ("folder", tmp_path / "punks_photos")
-    file = parse_data_spec(f"folder:{tmp_path / 'punks_photos' / 'a.png'}")
-    assert file.kind == "file"
-    source = evaluation._open_data(str(tmp_path / "punks_photos"))
+    folder = parse_data_spec("punks_photos")  # a folder, not the punks
+    assert (folder.kind, folder.path) == ("folder", Path("punks_photos"))
+    assert parse_data_spec("folder:punks_photos/a.png").kind == "file"
+    source = evaluation._open_data("punks_photos")
     assert isinstance(source, evaluation._FolderSource)
+    assert [p.name for p in source.paths] == ["a.png"]
 
 
 @pytest.mark.parametrize(
