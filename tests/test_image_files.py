@@ -182,3 +182,16 @@ def test_a_missing_path_is_both_a_missing_file_and_a_bad_value():
         parse_data_spec("no/such/folder")
     with pytest.raises(ValueError):
         parse_data_spec("no/such/folder")
+
+
+def test_the_alpha_preset_parses_its_data_like_every_other_caller(tmp_path, capsys):
+    from napari_colorize import cli
+
+    out = str(tmp_path / "m.safetensors")
+    base = ["train", "--preset", "alpha", "--steps", "1", "--out", out]
+    assert cli.main([*base, "--data", "punks:train"]) == 2
+    err = capsys.readouterr().err
+    assert "the alpha preset fits one photo, not punks:train" in err
+    assert "--preset beta-punks" in err
+    assert cli.main([*base, "--data", str(tmp_path / "missing.png")]) == 2
+    assert "no image file" in capsys.readouterr().err

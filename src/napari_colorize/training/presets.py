@@ -119,17 +119,24 @@ def _alpha_data(config, data=None, image=None):
 
         rgb, name = getattr(skimage.data, str(source))(), f"skimage.data.{source}()"
     else:
+        from ..data.spec import DataNotFoundError, parse_data_spec
         from ..image_files import read_rgb
 
-        path = Path(str(source).removeprefix("folder:")).expanduser()
-        if path.is_dir():
-            raise ValueError(_alpha_folder_message(path))
-        if not path.exists():
+        try:
+            spec = parse_data_spec(source)
+        except DataNotFoundError:
             raise FileNotFoundError(
                 f"no image file {str(source)!r}; give the path of a colour photo or one of "
                 f"scikit-image's samples: {', '.join(ALPHA_SAMPLES)}"
+            ) from None
+        if spec.kind == "folder":
+            raise ValueError(_alpha_folder_message(spec.path))
+        if spec.kind == "punks":
+            raise ValueError(
+                f"the alpha preset fits one photo, not {spec.text}: give --image PATH, or "
+                f"train on the punks with --preset beta-punks"
             )
-        rgb, name = read_rgb(path), str(source)
+        rgb, name = read_rgb(spec.path), str(source)
     h, w = rgb.shape[:2]
     config.patch_size = patch = _alpha_patch(config.patch_size, h, w)
     config.data = f"one image: {name} ({h}x{w})"
