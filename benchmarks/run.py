@@ -27,6 +27,7 @@ SUITES = {
     "gan-quality": "benchmarks.gan_quality",
     "any-image": "benchmarks.any_image",
     "temporal": "benchmarks.temporal",
+    "native": "benchmarks.native",
 }
 
 

@@ -100,3 +100,46 @@ def autocast_dtype(device):
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+#: What ``Colorizer(precision=...)`` and ``--precision`` take.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def inference_dtype(device, precision: str = "auto"):
+    """The dtype a network runs in under autocast on ``device``, or None for float32.
+
+    Parameters
+    ----------
+    device : str or torch.device
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        ``"auto"``: :func:`autocast_dtype` (bf16 or fp16 on CUDA; float32 on
+        the CPU, where bf16 moved colours by 0.12-0.19 CIEDE2000 at full
+        resolution in ``python -m benchmarks.run --suite native``, more than the
+        0.1 the project allows, and on MPS). The others force that precision:
+        ``"bf16"`` on the CPU is fast only with AVX512-BF16 or AMX, ``"fp16"``
+        needs CUDA or MPS.
+
+    Raises
+    ------
+    ValueError
+        For an unknown precision or one the device cannot run.
+    """
+    import torch
+
+    device = torch.device(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return autocast_dtype(device)
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"{device} does not support bf16; use precision='fp16'")
+        if device.type == "mps":
+            raise ValueError("bf16 autocast is not offered on MPS; use precision='fp16'")
+        return torch.bfloat16
+    if device.type == "cpu":
+        raise ValueError("fp16 runs on CUDA or MPS; on the CPU use precision='bf16' or 'fp32'")
+    return torch.float16

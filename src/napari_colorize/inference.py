@@ -93,10 +93,11 @@ def _load_model(name_or_path, device):
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
+    from .models.folding import fold_batchnorm
     from .registry import load_model
 
     model, meta = load_model(name_or_path, device=str(device))
-    model.eval()
+    model = fold_batchnorm(model)  # for inference only: one pass less per layer
     with _models_lock:
         _models[key] = (model, meta)
         while len(_models) > _MODEL_CACHE_SIZE:
@@ -253,8 +254,14 @@ class Colorizer:
     num_threads : int, optional
         Set torch's CPU threads (a process-wide setting). By default torch's own
         choice is kept, capped at the CPUs this process may use.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        The network's precision (autocast): ``"auto"`` is bf16 or fp16 on CUDA
+        and float32 on the CPU and MPS; the others force one (see
+        :func:`devices.inference_dtype`). Networks run with their BatchNorm
+        folded into the convolutions (:func:`models.folding.fold_batchnorm`,
+        a copy: a module passed in is left as it is).
     autocast : bool
-        Use bf16/fp16 autocast on CUDA (see :func:`devices.autocast_dtype`).
+        False forces float32 (the same as ``precision="fp32"``).
 
     Examples
     --------
@@ -281,10 +288,12 @@ class Colorizer:
         channels_last: bool | None = None,
         num_threads: int | None = None,
         autocast: bool = True,
+        precision: str = "auto",
     ):
         import torch
 
-        from .devices import autocast_dtype, resolve_device
+        from .devices import PRECISIONS, inference_dtype, resolve_device
+        from .models.folding import fold_batchnorm
 
         self.device = resolve_device(device)
         self.meta = None
@@ -299,7 +308,9 @@ class Colorizer:
         elif isinstance(model, (str, os.PathLike)):
             self.model, self.meta = _load_model(model, self.device)
         elif isinstance(model, torch.nn.Module):
-            self.model = model
+            # one pass less per layer; a copy where anything folds, so the caller's
+            # module keeps its own layers and mode
+            self.model = fold_batchnorm(model)
         else:
             raise ValueError(
                 f"model must be a torch.nn.Module, a registered model name, a checkpoint "
@@ -354,7 +365,13 @@ class Colorizer:
         )
         if self.channels_last and self.model is not None:
             self.model.to(memory_format=torch.channels_last)
-        self.autocast_dtype = autocast_dtype(self.device) if autocast else None
+        precision = precision if autocast else "fp32"
+        # guided methods compute in float32 on the CPU whatever is asked
+        self.autocast_dtype = inference_dtype(
+            self.device, precision if self.model is not None else "fp32"
+        )
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if num_threads is not None:
             torch.set_num_threads(_check_positive("num_threads", num_threads))
         else:

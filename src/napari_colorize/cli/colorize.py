@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..devices import PRECISIONS
 from .common import fail
 
 
@@ -61,6 +62,14 @@ def add(sub) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="N", help="largest network input")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="inputs per pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="the network's precision: auto (bf16/fp16 on CUDA, float32 on the CPU), or force "
+        "one; bf16 on the CPU is about 2x faster with AVX512-BF16/AMX and moves colours by "
+        "about 0.15 CIEDE2000",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument(
         "--level",
@@ -109,6 +118,8 @@ def run(args) -> int:
     options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
     if args.temporal:
         options["temporal"] = True
+    if args.precision != "auto":
+        options["precision"] = args.precision
     if args.chroma_size is not None:
         options["chroma_size"] = args.chroma_size or None
     colorizer = _colorizer_factory(args, options)
@@ -157,6 +168,8 @@ def _run_colorize_zarr(args) -> int:
     options = {k: v for k, v in options.items() if v is not None}
     if args.temporal:
         options["temporal"] = True
+    if args.precision != "auto":
+        options["precision"] = args.precision
     if args.chroma_size is not None:
         options["chroma_size"] = args.chroma_size or None
     model = args.model

@@ -1,0 +1,221 @@
+"""Native resolution: ``python -m benchmarks.run --suite native``.
+
+A network applied at full resolution (``chroma_size=None``, tiled) to 1024²,
+4096² and 8192² images and a 64-plane stack, for each precision the
+Colorizer offers on this device. Each case runs in a fresh subprocess, which
+first times a dense float32 matmul with the same threads (the machine's
+practical ceiling) and then the colorization, so that the effective rate
+(the network's own FLOPs at the image size, counted once: tile overlap and
+composing count against it) is compared with the ceiling of the same
+process, and the peak resident memory (VmHWM) is the case's own. Colour
+changes of each precision against float32 are CIEDE2000 on scikit-image's
+photographs at their own size.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import report
+
+_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Settings:
+    cases: tuple  # (name, shape)
+    precisions: tuple
+    photos: tuple
+    repeats: int
+
+
+FULL = Settings(
+    (("1024²", (1024, 1024)), ("4096²", (4096, 4096)), ("8192²", (8192, 8192)),
+     ("stack 64×512²", (64, 512, 512))),
+    ("fp32", "bf16"),
+    ("astronaut", "coffee", "immunohistochemistry", "retina"),
+    2,
+)  # fmt: skip
+QUICK = Settings(
+    (("512²", (512, 512)), ("stack 4×256²", (4, 256, 256))), ("fp32", "bf16"), ("coffee",), 1
+)
+
+
+def _rss_peak_mb() -> float:
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _image(shape) -> np.ndarray:
+    """A gray image with structure at every scale (resized photographs, tiled)."""
+    from skimage import data, transform
+
+    photo = data.camera().astype(np.float32) / 255.0
+    *lead, height, width = shape
+    plane = transform.resize(photo, (height, width), order=1, anti_aliasing=False)
+    out = np.empty(shape, np.uint8)
+    for i, index in enumerate(np.ndindex(*lead)):
+        out[index] = np.clip(np.roll(plane, 7 * i, axis=1) * 255, 0, 255).astype(np.uint8)
+    if not lead:
+        out[...] = np.clip(plane * 255, 0, 255).astype(np.uint8)
+    return out
+
+
+def _network_gflop(model, pixels: int) -> float:
+    """The network's FLOPs for ``pixels`` pixels (it is fully convolutional: linear in pixels)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 1, 256, 256)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops() / (256 * 256) * pixels / 1e9
+
+
+def _matmul_gflops(repeats: int = 5) -> float:
+    import torch
+
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def _child(case: dict) -> dict:
+    import torch
+
+    from napari_colorize.inference import Colorizer
+
+    ceiling = _matmul_gflops()
+    gray = _image(tuple(case["shape"]))
+    colorizer = Colorizer(
+        case["model"], device="cpu", chroma_size=None, precision=case["precision"]
+    )
+    gflop = _network_gflop(colorizer.model, int(np.prod(gray.shape)))
+    colorizer.colorize(gray[(0,) * (gray.ndim - 2)][:256, :256])  # warm up
+    times = []
+    for _ in range(case["repeats"]):
+        start = time.perf_counter()
+        colorizer.colorize(gray)
+        times.append(time.perf_counter() - start)
+    seconds = min(times)
+    return {"seconds": seconds, "gflop": gflop, "gflops": gflop / seconds,
+            "matmul_gflops": ceiling, "rss_mb": _rss_peak_mb(),
+            "threads": torch.get_num_threads(), "repr": repr(colorizer)}  # fmt: skip
+
+
+def _run_child(case: dict) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.native", "--child", json.dumps(case)]
+    try:
+        proc = subprocess.run(cmd, cwd=report.ROOT, capture_output=True, text=True,
+                              timeout=_TIMEOUT_S)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {_TIMEOUT_S} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"exit {proc.returncode}: {tail}"}
+
+
+def colour_change(model: str, photos, precision: str) -> float:
+    """Mean CIEDE2000 between ``precision`` and float32 at full resolution on real photographs."""
+    from napari_colorize.color import rgb_to_lab
+    from napari_colorize.inference import Colorizer
+    from napari_colorize.metrics import ciede2000
+
+    from .any_image import gray_of, load_image
+
+    base = Colorizer(model, device="cpu", chroma_size=None, precision="fp32")
+    other = Colorizer(model, device="cpu", chroma_size=None, precision=precision)
+    changes = []
+    for name in photos:
+        gray = gray_of(load_image(name))
+        a, b = base.colorize(gray), other.colorize(gray)
+        changes.append(float(ciede2000(rgb_to_lab(a)[None], rgb_to_lab(b)[None])))
+    return float(np.mean(changes))
+
+
+def measure(settings: Settings, model: str) -> dict:
+    rows = []
+    for name, shape in settings.cases:
+        for precision in settings.precisions:
+            case = {"model": model, "shape": list(shape), "precision": precision,
+                    "repeats": settings.repeats}  # fmt: skip
+            result = _run_child(case)
+            result.update(case=name, precision=precision)
+            rows.append(result)
+            print(name, precision, result, flush=True)
+    changes = {p: colour_change(model, settings.photos, p) for p in settings.precisions}
+    return {"rows": rows, "changes": changes}
+
+
+def format_report(results: dict, model: str, command: str, minutes: float) -> str:
+    lines = [
+        f"Measured {report.today()} with `{command}` in {minutes:.1f} min on "
+        f"{report.machine()}; model `{model}` at full resolution (`chroma_size=None`), tiled.",
+        "",
+        "GFLOP: the network's own FLOPs at the image size (counted once); GFLOP/s: that over "
+        "the wall time of `colorize` (reading, tiles, overlap and composing included); of "
+        "matmul: against a dense float32 2048² matmul timed in the same process; peak RSS: "
+        "the process's VmHWM.",
+        "",
+        "| image | precision | seconds | GFLOP | GFLOP/s | of matmul | peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['case']} | {row['precision']} | {row['error']} | | | | |")
+            continue
+        lines.append(
+            f"| {row['case']} | {row['precision']} | {row['seconds']:.2f} | {row['gflop']:.0f} | "
+            f"{row['gflops']:.1f} | {row['gflops'] / row['matmul_gflops']:.0%} | "
+            f"{row['rss_mb'] / 1024:.2f} GB |"
+        )
+    lines += [
+        "",
+        "Colour change against float32 (mean CIEDE2000 on photographs at their size):",
+        "",
+    ]
+    lines += [f"- {p}: {v:.3f}" for p, v in results["changes"].items()]
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    """Run the suite, print it and (with ``args.write``) write its docs section."""
+    settings = QUICK if getattr(args, "quick", False) else FULL
+    model = getattr(args, "model", None) or "beta-punks"
+    start = time.perf_counter()
+    results = measure(settings, model)
+    text = format_report(results, model, getattr(args, "command", ""),
+                         (time.perf_counter() - start) / 60)  # fmt: skip
+    print()
+    print(text)
+    if getattr(args, "write", False):
+        path = report.update_section("native", text, "Full resolution")
+        print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print("RESULT " + json.dumps(_child(json.loads(sys.argv[2]))), flush=True)
+        sys.exit(0)
+    from .run import main as run_main
+
+    sys.exit(run_main(["--suite", "native", *sys.argv[1:]]))

@@ -1,0 +1,86 @@
+"""The network's precision, and BatchNorm folded for inference, in the Colorizer."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from napari_colorize import cli
+from napari_colorize.inference import Colorizer
+from napari_colorize.registry import build_model
+
+
+@pytest.fixture
+def batchnorm_model():
+    torch.manual_seed(0)
+    model = build_model("beta", {"widths": [8, 16], "norm": "batch"})
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(4, 1, 32, 32) * 2 - 1)
+    return model  # left in training mode on purpose
+
+
+def _gray(size=48):
+    yy, xx = np.mgrid[0:size, 0:size]
+    return ((np.sin(xx / 5) * np.cos(yy / 7) + 1) * 120).astype(np.uint8)
+
+
+def test_a_module_passed_in_is_left_as_it_is(batchnorm_model):
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in batchnorm_model.modules())
+    colorizer = Colorizer(batchnorm_model, device="cpu", chroma_size=None)
+    assert colorizer.model is not batchnorm_model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in colorizer.model.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in batchnorm_model.modules()) == norms
+    assert batchnorm_model.training  # its mode is its own
+    batchnorm_model.eval()
+    x = torch.rand(1, 1, 48, 48) * 2 - 1
+    with torch.inference_mode():
+        torch.testing.assert_close(colorizer.model(x), batchnorm_model(x), atol=1e-5, rtol=1e-4)
+
+
+def test_named_models_are_folded_once_and_cached():
+    a = Colorizer("beta-punks", device="cpu")
+    b = Colorizer("beta-punks", device="cpu")
+    assert a.model is b.model
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in a.model.modules())
+
+
+def test_bf16_on_the_cpu_is_close_to_fp32(batchnorm_model):
+    gray = _gray()
+    fp32 = Colorizer(batchnorm_model, device="cpu", chroma_size=None).colorize(gray)
+    bf16 = Colorizer(batchnorm_model, device="cpu", chroma_size=None, precision="bf16")
+    assert bf16.autocast_dtype == torch.bfloat16
+    out = bf16.colorize(gray)
+    assert np.abs(out.astype(int) - fp32).max() <= 12
+    assert Colorizer(batchnorm_model, device="cpu").autocast_dtype is None  # auto: fp32
+    assert (
+        Colorizer(batchnorm_model, device="cpu", autocast=False, precision="bf16").autocast_dtype
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("precision", "message"), [("fp16", "fp16 runs on CUDA or MPS"), ("int4", "precision must be")]
+)
+def test_impossible_precisions_are_one_clear_error(batchnorm_model, precision, message):
+    with pytest.raises(ValueError, match=message):
+        Colorizer(batchnorm_model, device="cpu", precision=precision)
+
+
+def test_guided_methods_ignore_the_precision():
+    colorizer = Colorizer("propagate", precision="fp16")
+    assert colorizer.autocast_dtype is None
+
+
+def test_cli_precision(tmp_path, capsys):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "in.png", _gray(24))
+    args = ["colorize", str(tmp_path / "in.png"), "--model", "beta-punks"]
+    assert cli.main([*args, "-o", str(tmp_path / "a.png"), "--precision", "bf16"]) == 0
+    assert iio.imread(tmp_path / "a.png").shape == (24, 24, 3)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*args, "-o", str(tmp_path / "b.png"), "--precision", "fp8"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
