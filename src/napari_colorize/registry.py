@@ -39,7 +39,6 @@ from .models.architectures import (
     import_string,
     matching_architectures,
     register_architecture,
-    unregister_architecture,
 )
 
 __all__ = [
@@ -63,7 +62,6 @@ __all__ = [
     "register_pretrained",
     "reload_user_models",
     "resolve_weights",
-    "unregister_architecture",
     "unregister_model",
     "user_models_file",
 ]

@@ -27,7 +27,6 @@ __all__ = [
     "import_string",
     "matching_architectures",
     "register_architecture",
-    "unregister_architecture",
 ]
 
 _M = "napari_colorize.models"
@@ -87,11 +86,6 @@ def register_architecture(
             f"architecture {name!r} is already registered; pick another name or pass replace=True"
         )
     _ARCHITECTURES[name] = (module_cls, config_cls, description)
-
-
-def unregister_architecture(name: str) -> None:
-    """Remove an architecture registered with :func:`register_architecture`."""
-    _ARCHITECTURES.pop(name, None)
 
 
 def _qualname(obj) -> str:

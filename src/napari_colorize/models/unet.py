@@ -71,7 +71,6 @@ __all__ = [
     "UNetConfig",
     "checkpointed",
     "init_encoder_from_inception",
-    "parameter_count",
     "photo_config",
     "punks_config",
     "sn_conv",
@@ -521,8 +520,3 @@ def init_encoder_from_inception(model: UNetColorizer, classifier: nn.Module) -> 
                     if hasattr(p, "_power_method"):
                         p._power_method(p._reshape_weight_to_matrix(original), 15)
     return copied
-
-
-def parameter_count(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

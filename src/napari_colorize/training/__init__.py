@@ -17,7 +17,6 @@ __all__ = [
     "PRESETS",
     "CheckpointEvent",
     "ColorizationTask",
-    "DoneEvent",
     "PreviewEvent",
     "RunPlan",
     "StartEvent",
@@ -35,7 +34,6 @@ __all__ = [
 
 _LAZY = {
     "CheckpointEvent": "events",
-    "DoneEvent": "events",
     "PreviewEvent": "events",
     "StartEvent": "events",
     "StepEvent": "events",

@@ -46,7 +46,6 @@ __all__ = [
     "cleanup_distributed",
     "free_port",
     "init_distributed",
-    "is_main_process",
     "launch_torchrun",
     "spawn",
     "world_from_env",
@@ -144,13 +143,6 @@ def cleanup_distributed() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def is_main_process() -> bool:
-    """True on rank 0, and whenever no process group is running."""
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 # ------------------------------------------------------------------ the task wrapper

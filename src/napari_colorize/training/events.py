@@ -12,7 +12,6 @@ import numpy as np
 
 __all__ = [
     "CheckpointEvent",
-    "DoneEvent",
     "PreviewEvent",
     "StartEvent",
     "StepEvent",
@@ -110,7 +109,3 @@ class TrainResult(TrainEvent):
     elapsed_s: float = 0.0
     total_steps: int = 0
     trained: int = 0
-
-
-#: The event that ends a run.
-DoneEvent = TrainResult
