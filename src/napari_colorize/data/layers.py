@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..images import describe, intensity_range, plane_to_lightness
+from .subset import Subset
 from .transforms import RandomCropFlip, as_patch_size, check_rgb, crop_box, item_rng, rgb_to_net
 
 __all__ = [
@@ -556,25 +557,6 @@ def layer_datasets(
     )
 
 
-class _Subset:
-    """Items ``indices`` of ``dataset``, forwarding ``set_epoch`` (torch's Subset does not)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset = dataset
-        self.indices = list(indices)
-        self.spec = getattr(dataset, "spec", None)
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-
 def spec_datasets(
     spec: str,
     patch_size=None,
@@ -633,8 +615,8 @@ def spec_datasets(
         train, val = train_all, None
     else:
         val_all = dataset_from_spec(text, patch_size=patch_size, seed=seed, flips=False)
-        train = _Subset(train_all, range(n - n_val))
-        val = _Subset(val_all, range(n - n_val, n))
+        train = Subset(train_all, range(n - n_val))
+        val = Subset(val_all, range(n - n_val, n))
     shown = val if val is not None else train
     preview_l = np.asarray(shown[0][0])[None]
     return TrainingData(

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.punks import PUNKS_HOLDOUT
+from ..data.subset import Subset
 
 __all__ = [
     "GAN_PUNKS_GENERATOR",
@@ -65,25 +66,6 @@ class Preset:
     default_data: str | None = None
 
 
-class HoldoutSubset:
-    """Items ``indices`` of ``dataset``, forwarding ``set_epoch`` (torch's Subset does not)."""
-
-    def __init__(self, dataset, indices):
-        self.dataset = dataset
-        self.indices = list(indices)
-        self.spec = getattr(dataset, "spec", None)
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        return self.dataset[self.indices[i]]
-
-
 def _punks_data(config, data=None, image=None):
     from ..data import PunksDataset, dataset_from_spec, parse_data_spec
 
@@ -95,7 +77,7 @@ def _punks_data(config, data=None, image=None):
         val = PunksDataset("train", seed=config.seed, flips=False)
         cut = n - PUNKS_HOLDOUT
         config.data = PUNKS_DATA_NOTE
-        return HoldoutSubset(train, range(cut)), HoldoutSubset(val, range(cut, n))
+        return Subset(train, range(cut)), Subset(val, range(cut, n))
     if parse_data_spec(data).kind != "punks":  # the user's own images
         from .baseline import with_lightness_table
 
