@@ -304,36 +304,16 @@ class DistributedTrainer(Trainer):
             for module in self.task.modules().values():  # the GAN's discriminator too
                 convert_global_batchnorm(module)
 
-    def _batches(self, epoch: int, start: int):
-        """This process's share of batches ``start, start+1, ...`` of ``epoch``."""
+    def _epoch_items(self, epoch: int) -> tuple[np.ndarray, int]:
+        """This process's share of the items of ``epoch``, in order, and its batch size."""
         from torch.utils.data import DistributedSampler
 
-        if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(epoch)
         order = _epoch_order(self.config.seed, epoch, self.n_train)
         order = order[: self.steps_per_epoch * self.batch_size]
         sampler = DistributedSampler(
             order, num_replicas=self.world_size, rank=self.rank, shuffle=False, drop_last=True
         )
-        mine = order[np.fromiter(iter(sampler), dtype=np.int64)]
-        b = self.local_batch_size
-        index_batches = [
-            mine[i * b : (i + 1) * b].tolist() for i in range(start, self.steps_per_epoch)
-        ]
-        if self.config.num_workers <= 0:
-            for indices in index_batches:
-                yield _collate([self.train_set[i] for i in indices])
-            return
-        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
-        loader = torch.utils.data.DataLoader(
-            self.train_set,
-            batch_sampler=index_batches,
-            num_workers=self.config.num_workers,
-            collate_fn=_collate,
-            pin_memory=self.device.type == "cuda",
-            generator=gen,
-        )
-        yield from loader
+        return order[np.fromiter(iter(sampler), dtype=np.int64)], self.local_batch_size
 
     def validate(self) -> dict[str, float]:
         """Validation metrics over all processes: each takes every ``world_size``-th item."""

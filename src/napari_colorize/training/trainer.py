@@ -442,12 +442,15 @@ class Trainer:
 
     # -- data ---------------------------------------------------------------------------
 
+    def _epoch_items(self, epoch: int) -> tuple[np.ndarray, int]:
+        """This process's items of ``epoch``, in order, and its batch size."""
+        return _epoch_order(self.config.seed, epoch, self.n_train), self.batch_size
+
     def _batches(self, epoch: int, start: int):
         """Batches ``start, start+1, ...`` of ``epoch`` (drop_last), as tuples of tensors."""
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
-        order = _epoch_order(self.config.seed, epoch, self.n_train)
-        bs = self.batch_size
+        order, bs = self._epoch_items(epoch)
         index_batches = [
             order[i * bs : (i + 1) * bs].tolist() for i in range(start, self.steps_per_epoch)
         ]
