@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from napari_colorize import images, inference, reading, tiling
+from napari_colorize import images, inference
 from napari_colorize.color import rgb_to_lab
-from napari_colorize.inference import ColorizeProgress, Colorizer
+from napari_colorize.inference import ColorizeProgress, Colorizer, model_cache, reading, tiling
 
 
 class TinyNet(nn.Module):
@@ -174,7 +174,7 @@ def test_chroma_size_default_comes_from_the_checkpoint(net, monkeypatch):
     class Meta:
         extra = {"chroma_size": 48}  # noqa: RUF012
 
-    monkeypatch.setattr(inference, "_load_model", lambda name, device: (net, Meta()))
+    monkeypatch.setattr(model_cache, "cached_model", lambda name, device: (net, Meta()))
     assert Colorizer("some-model", device="cpu").chroma_size == 48
     assert Colorizer("some-model", device="cpu", chroma_size=0).chroma_size is None
 
@@ -191,7 +191,7 @@ def test_auto_working_size_depends_on_the_image(net, monkeypatch):
         data = "layers: tissue"
 
     metas = {"punks": Punks(), "native": Native()}
-    monkeypatch.setattr(inference, "_load_model", lambda name, device: (net, metas[name]))
+    monkeypatch.setattr(model_cache, "cached_model", lambda name, device: (net, metas[name]))
     punks = Colorizer("punks", device="cpu")
     assert punks.chroma_size == 24
     assert punks.working_shape((48, 48)) == (24, 24)  # a punk shown 2x

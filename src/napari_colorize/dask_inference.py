@@ -67,9 +67,9 @@ def _model_token(model, device) -> Any:
     since (training goes on), and the workers must not keep using old ones.
     """
     if model is None or isinstance(model, (str, os.PathLike)):
-        from .inference import _model_key
+        from .inference.model_cache import model_key
 
-        return _model_key(model if model is not None else "", device)
+        return model_key(model if model is not None else "", device)
     return uuid.uuid4().hex
 
 
@@ -261,9 +261,9 @@ def colorize_dask(darr, model=None, *, reference=None, rgb=None, value_range=Non
     n_leading = len(layout.leading_shape)
     # whole planes per task; a temporal sequence (the last leading axis) in one task
     whole = dict.fromkeys(range(n_leading, darr.ndim), -1)
-    from .inference import _temporal_strength
+    from .inference.options import temporal_strength
 
-    if _temporal_strength(options.get("temporal", False)) and n_leading:
+    if temporal_strength(options.get("temporal", False)) and n_leading:
         whole[n_leading - 1] = -1
     darr = darr.rechunk(whole)
     if not layout.rgb:

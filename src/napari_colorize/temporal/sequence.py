@@ -86,7 +86,7 @@ def run_sequences(colorizer, array, layout, to_l, out, output, hints, work, stat
 
     Returns the number of planes left unwritten (non-zero only after a stop request).
     """
-    from ..colorize_progress import ColorizeProgress
+    from ..inference.progress import ColorizeProgress
 
     leading = layout.leading_shape
     length = leading[-1]

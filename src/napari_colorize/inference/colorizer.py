@@ -1,32 +1,13 @@
-"""Colorize images of any size: tiled, batched, nD and lazy-array aware prediction.
+"""The :class:`Colorizer`: one model (or training-free method) over images and stacks.
 
-A :class:`Colorizer` wraps one model (any ``nn.Module`` honouring the model
-contract, or a registered name / checkpoint path). For each 2D plane of the input
-it
-
-1. converts the plane to CIE L in [0, 100] with :mod:`napari_colorize.images`
-   (the intensity range is computed once for the whole stack, so every plane is
-   scaled the same way);
-2. shrinks L to the *working size* (``chroma_size``: the longest side the network
-   sees) and predicts ab there, in overlapping tiles blended with a raised-cosine
-   window when the working image is larger than ``tile``;
-3. upsamples ab bilinearly onto the full-resolution L and converts Lab to RGB in
-   row strips, so memory stays bounded for very large images. The result keeps
-   the input's own L: colours that fall outside the sRGB gamut are desaturated
-   towards the gray of the same luminance rather than clipped, so lightness
-   never changes.
-
-Stacks are read one plane at a time (dask and zarr arrays are never
-materialised whole), in groups of planes that share one network batch, while a
-background thread reads the next planes. The work is a generator of
-:class:`ColorizeProgress` events (:meth:`Colorizer.run`) that checks
-:meth:`Colorizer.request_stop` between tiles and planes.
+For each 2D plane it converts the plane to L (:mod:`.reading`), predicts ab at the
+working size (:mod:`.network`, :mod:`.tiling`, or a guided method) and writes the
+input's own L with that ab at full resolution (:mod:`.compose`); see
+:mod:`napari_colorize.inference` for the whole path.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -35,132 +16,35 @@ from typing import Any
 
 import numpy as np
 
-from . import images
-from .color import AB_SCALE, l_to_net, net_to_l
-from .colorize_progress import ColorizeProgress
-from .composing import Composer
-from .guided import HintPropagator, ReferenceColorizer
+from .. import images
+from ..color import net_to_l
+from ..guided import HintPropagator
+from ..temporal import run_sequences
+from . import model_cache
+from .compose import Composer
+from .network import NetworkSteps
+from .options import (
+    DEFAULT_CHROMA_SIZE,
+    GUIDED_CHROMA_SIZE,
+    GUIDED_METHODS,
+    check_positive,
+    guided_method,
+    hint_maps,
+    network_takes_hints,
+    temporal_strength,
+)
+from .progress import ColorizeProgress
 from .reading import INLINE, Lightness, Prefetch, Workers
-from .temporal import DEFAULT_STRENGTH, run_sequences
 from .tiling import Tiling
 
-__all__ = [
-    "DEFAULT_CHROMA_SIZE",
-    "ColorizeProgress",
-    "Colorizer",
-    "clear_model_cache",
-    "colorize",
-]
+__all__ = ["Colorizer", "colorize"]
 
-#: Working size (longest side, in pixels) when neither the caller nor the model says.
-DEFAULT_CHROMA_SIZE = 256
-#: Working size of the training-free methods (a reference, hint propagation).
-GUIDED_CHROMA_SIZE = 1024
-#: What ``model`` may name besides networks: the training-free methods.
-GUIDED_METHODS = ("propagate", "reference")
 #: Row strips of about this many pixels bound the memory of the Lab -> RGB step.
 _STRIP_PIXELS = 1 << 20
 #: A group of planes read together holds at most about this many pixels of L.
 _GROUP_PIXELS = 1 << 24
-#: Smallest tile the out-of-memory fallback goes down to.
-_MIN_TILE = 32
-#: How many loaded models :func:`colorize` keeps.
-_MODEL_CACHE_SIZE = 4
 
 _OUTPUTS = ("rgb", "lab", "ab")
-
-
-# ------------------------------------------------------------------ models
-
-_models: collections.OrderedDict = collections.OrderedDict()
-_models_lock = threading.Lock()
-
-
-def _model_key(name_or_path, device) -> tuple:
-    text = os.fspath(name_or_path)
-    stamp = None
-    if os.path.isfile(text):
-        # a retrained file at the same path must not be served from the cache
-        info = os.stat(text)
-        text, stamp = os.path.abspath(text), (info.st_mtime_ns, info.st_size)
-    return text, str(device), stamp
-
-
-def _load_model(name_or_path, device):
-    """``registry.load_model`` through a small LRU cache of loaded models."""
-    key = _model_key(name_or_path, device)
-    with _models_lock:
-        if key in _models:
-            _models.move_to_end(key)
-            return _models[key]
-    from .models.folding import fold_batchnorm
-    from .registry import load_model
-
-    model, meta = load_model(name_or_path, device=str(device))
-    model = fold_batchnorm(model)  # for inference only: one pass less per layer
-    with _models_lock:
-        _models[key] = (model, meta)
-        while len(_models) > _MODEL_CACHE_SIZE:
-            _models.popitem(last=False)
-    return model, meta
-
-
-def clear_model_cache() -> None:
-    """Forget the models :func:`colorize` and named :class:`Colorizer` models keep loaded."""
-    with _models_lock:
-        _models.clear()
-
-
-# -------------------------------------------------------------- colorizer
-
-
-def _hint_maps(value):
-    """Hint maps from what users pass: arrays, or a :class:`~.hints.HintSource` (made lazily)."""
-    from .hints import HintSource
-
-    if isinstance(value, HintSource):
-        return value.stack() if value.leading_shape else value.plane(())
-    return value
-
-
-def _network_takes_hints(model) -> bool:
-    """Whether a network has a hint branch: flagged so, or ``forward`` has a ``hints`` argument."""
-    import inspect
-
-    from .hints import model_accepts_hints
-
-    if model_accepts_hints(model):
-        return True
-    if getattr(model, "accepts_hints", None) is not None:
-        return False  # explicitly says no
-    try:
-        return "hints" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _guided_method(model, reference):
-    """The training-free method ``model`` and ``reference`` ask for, or None for a network."""
-    if hasattr(model, "predict_ab") and hasattr(model, "prepare"):
-        if reference is not None:
-            raise ValueError("give either a guided method object or reference=, not both")
-        return model
-    name = model if isinstance(model, str) else None
-    if reference is not None:
-        if name not in (None, "reference"):
-            raise ValueError(
-                f"reference= colours from a reference image; it cannot be combined with "
-                f"model={model!r}. Leave model out (or use model='reference')"
-            )
-        return ReferenceColorizer(reference)
-    if name == "reference":
-        raise ValueError(
-            "model='reference' needs a colour image: pass reference=RGB_ARRAY "
-            "(CLI: --reference REF.png)"
-        )
-    if name == "propagate":
-        return HintPropagator()
-    return None
 
 
 @dataclass
@@ -171,23 +55,7 @@ class _RunState:
     tiling: Tiling
 
 
-def _temporal_strength(value) -> float:
-    if value is True:
-        return DEFAULT_STRENGTH
-    if value is False or value is None:
-        return 0.0
-    if isinstance(value, (int, float, np.floating)) and 0.0 <= float(value) < 1.0:
-        return float(value)
-    raise ValueError(f"temporal must be True, False or a blend strength in [0, 1), got {value!r}")
-
-
-def _check_positive(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-class Colorizer:
+class Colorizer(NetworkSteps):
     """Colorize images and stacks of any size with one model.
 
     Parameters
@@ -292,13 +160,13 @@ class Colorizer:
     ):
         import torch
 
-        from .devices import PRECISIONS, inference_dtype, resolve_device
-        from .models.folding import fold_batchnorm
+        from ..devices import PRECISIONS, inference_dtype, resolve_device
+        from ..models.folding import fold_batchnorm
 
         self.device = resolve_device(device)
         self.meta = None
         #: The training-free method (a colour reference, hint propagation), or None
-        self.method = _guided_method(model, reference)
+        self.method = guided_method(model, reference)
         if self.method is not None:
             # guided methods run on the CPU in numpy and torch; the result is the same anywhere
             self.device = torch.device("cpu")
@@ -306,7 +174,7 @@ class Colorizer:
             if chroma_size == "auto":
                 chroma_size = GUIDED_CHROMA_SIZE
         elif isinstance(model, (str, os.PathLike)):
-            self.model, self.meta = _load_model(model, self.device)
+            self.model, self.meta = model_cache.cached_model(model, self.device)
         elif isinstance(model, torch.nn.Module):
             # one pass less per layer; a copy where anything folds, so the caller's
             # module keeps its own layers and mode
@@ -327,28 +195,28 @@ class Colorizer:
         #: (extra, data) of the model's checkpoint when the working size is "auto"
         self._auto_size = None
         if chroma_size == "auto":
-            from .cards import auto_working_size
+            from ..cards import auto_working_size
 
             extra = dict(getattr(self.meta, "extra", None) or {})
             self._auto_size = (extra, getattr(self.meta, "data", None))
             # the size for images near the model's training size; working_shape decides
             chroma_size = auto_working_size(extra, self._auto_size[1], (1, 1), DEFAULT_CHROMA_SIZE)
         self.chroma_size = (
-            _check_positive("chroma_size", chroma_size, images.MIN_SIZE) if chroma_size else None
+            check_positive("chroma_size", chroma_size, images.MIN_SIZE) if chroma_size else None
         )
-        self.tile = _check_positive(
+        self.tile = check_positive(
             "tile", tile if tile is not None else (1024 if gpu else 512), 16
         )
         if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
             raise ValueError(f"overlap must be an integer >= 0, got {overlap!r}")
         self.overlap = int(overlap)
-        self.batch_size = _check_positive(
+        self.batch_size = check_positive(
             "batch_size", batch_size if batch_size is not None else (16 if gpu else 8)
         )
         if hints is not None and not isinstance(hints, Mapping):
             hints = {"hints": hints}
         self.hints = dict(hints or {})
-        takes_hints = self.method is None and _network_takes_hints(self.model)
+        takes_hints = self.method is None and network_takes_hints(self.model)
         #: Whether the network itself gets ``hints=`` (a hint-aware model).
         self.model_takes_hints = takes_hints
         if correct_with_hints is None:
@@ -356,7 +224,7 @@ class Colorizer:
         #: Spreads hints over the prediction as local corrections, or None.
         self.corrector = HintPropagator() if correct_with_hints else None
         #: Blend strength along the scroll axis (0: planes coloured on their own)
-        self.temporal = _temporal_strength(temporal)
+        self.temporal = temporal_strength(temporal)
         self.percentiles = percentiles
         # measured (benchmarks/speed.py): 2-4x faster convs on the CPU (oneDNN) and on
         # CUDA; MPS support for it is patchy
@@ -373,7 +241,7 @@ class Colorizer:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         if num_threads is not None:
-            torch.set_num_threads(_check_positive("num_threads", num_threads))
+            torch.set_num_threads(check_positive("num_threads", num_threads))
         else:
             usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
             if usable and torch.get_num_threads() > usable:
@@ -601,7 +469,7 @@ class Colorizer:
         longest = max(height, width)
         size = self.chroma_size
         if self._auto_size is not None:
-            from .cards import auto_working_size
+            from ..cards import auto_working_size
 
             size = auto_working_size(*self._auto_size, (height, width), DEFAULT_CHROMA_SIZE)
         if not size or longest <= size:
@@ -630,7 +498,7 @@ class Colorizer:
         spatial = layout.spatial_shape
         checked = {}
         for name, value in self.hints.items():
-            value = _hint_maps(value)
+            value = hint_maps(value)
             shape = tuple(getattr(value, "shape", np.shape(value)))
             if shape[-3:-1] != spatial or shape[:-3] not in ((), layout.leading_shape):
                 raise ValueError(
@@ -650,155 +518,6 @@ class Colorizer:
                 group = []
         if group:
             yield group
-
-    def _working_inputs(self, group, work, hints):
-        import torch
-        import torch.nn.functional as F
-
-        def shrink(x):  # (N, C, H, W) float32 on the CPU
-            if tuple(x.shape[-2:]) == work:
-                return x
-            return F.interpolate(x, size=work, mode="area")
-
-        with torch.inference_mode():
-            parts = [shrink(torch.from_numpy(lightness)[None, None]) for _, lightness in group]
-            l_work = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device)
-            l_work = l_to_net(l_work)
-            cond = {}
-            for name, (value, per_plane) in hints.items():
-                maps = []
-                for index, _ in group:
-                    v = np.asarray(value[index] if per_plane else value, dtype=np.float32)
-                    v = torch.from_numpy(v).permute(2, 0, 1)[None]
-                    if name == "hints" and v.shape[1] == 3 and tuple(v.shape[-2:]) != work:
-                        mask = shrink(v[:, 2:3])
-                        ab = shrink(v[:, :2] * v[:, 2:3]) / mask.clamp(min=1e-12)
-                        v = torch.cat([ab, (mask > 0).to(ab.dtype)], dim=1)
-                    else:
-                        v = shrink(v)
-                    maps.append(v)
-                cond[name] = torch.cat(maps).to(self.device)
-        return l_work, cond
-
-    def _forward(self, x, cond):
-        import torch
-
-        with torch.inference_mode():
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-                cond = {
-                    k: v.contiguous(memory_format=torch.channels_last) for k, v in cond.items()
-                }
-            ctx = (
-                torch.autocast(self.device.type, dtype=self.autocast_dtype)
-                if self.autocast_dtype is not None
-                else contextlib.nullcontext()
-            )
-            with ctx:
-                y = self.model(x, **cond)
-            if not isinstance(y, torch.Tensor) or tuple(y.shape) != (
-                x.shape[0],
-                2,
-                *tuple(x.shape[-2:]),
-            ):
-                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                raise ValueError(
-                    f"the model returned {got} for an input of shape {tuple(x.shape)}; "
-                    "a colorization model must return ab of shape (N, 2, H, W)"
-                )
-            return y.float()
-
-    def _release_memory(self):
-        import torch
-
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
-
-    def _predict(self, l_work, cond, state, first_index):
-        """Generator: ab (B, 2, h, w) in Lab units for the working L, or None if stopped."""
-        import torch
-
-        oom = getattr(torch.cuda, "OutOfMemoryError", None) or torch.OutOfMemoryError
-        batch = l_work.shape[0]
-        while True:
-            tiling = state.tiling
-            (th, tw), n_tiles = tiling.size, len(tiling.tiles)
-            single = n_tiles == 1
-            items = [(b, t) for b in range(batch) for t in range(n_tiles)]
-            parts = []
-            acc = None
-            if not single:
-                acc = torch.zeros((batch, 2, *tiling.shape), device=self.device)
-                wsum = torch.zeros(tiling.shape, device=self.device)
-                for y0, x0, weight in tiling.tiles:
-                    wsum[y0 : y0 + th, x0 : x0 + tw] += weight
-            i = 0
-            retile = False
-            while i < len(items):
-                if self._stop.is_set():
-                    return None
-                chunk = items[i : i + self._batch]
-                try:
-                    if single:
-                        b0, b1 = chunk[0][0], chunk[-1][0] + 1
-                        x = l_work[b0:b1]
-                        c = {k: v[b0:b1] for k, v in cond.items()}
-                    else:
-                        x = torch.stack(
-                            [self._crop(l_work[b], tiling.tiles[t], th, tw) for b, t in chunk]
-                        )
-                        c = {
-                            k: torch.stack(
-                                [self._crop(v[b], tiling.tiles[t], th, tw) for b, t in chunk]
-                            )
-                            for k, v in cond.items()
-                        }
-                    y = self._forward(x, c)
-                except oom as exc:
-                    del exc
-                    self._release_memory()
-                    if len(chunk) > 1:
-                        self._batch = max(1, len(chunk) // 2)
-                        message = f"out of memory: batch size lowered to {self._batch}"
-                    else:
-                        new_tile = max(th, tw) // 2
-                        if new_tile < _MIN_TILE:
-                            raise RuntimeError(
-                                f"out of memory on {self.device} even for one {th}x{tw} tile; "
-                                "use a smaller chroma_size, another device (device='cpu') or "
-                                "free GPU memory"
-                            ) from None
-                        self._tile = new_tile
-                        state.tiling = Tiling.build(
-                            tiling.shape, new_tile, self.overlap, torch, self.device
-                        )
-                        state.total = state.done + state.planes_left * (
-                            len(state.tiling.tiles) + 1
-                        )
-                        retile = True
-                        message = f"out of memory: tile lowered to {new_tile}"
-                    yield ColorizeProgress(state.done, state.total, first_index, message)
-                    if retile:
-                        break
-                    continue
-                with torch.inference_mode():
-                    if single:
-                        parts.append(y)
-                    else:
-                        for j, (b, t) in enumerate(chunk):
-                            y0, x0, weight = tiling.tiles[t]
-                            acc[b, :, y0 : y0 + th, x0 : x0 + tw] += y[j] * weight
-                del y, x, c
-                i += len(chunk)
-                state.done += len(chunk)
-                yield ColorizeProgress(
-                    state.done, state.total, first_index, f"tiles {i}/{len(items)}"
-                )
-            if retile:
-                continue
-            with torch.inference_mode():
-                ab = torch.cat(parts) if single else acc / wsum
-                return ab.clamp_(-1.0, 1.0).mul_(AB_SCALE)
 
     def _guided_predict(self, l_work, hint_maps):
         """ab (B, 2, h, w) in Lab units from the guided method, plane by plane."""
@@ -822,11 +541,6 @@ class Colorizer:
         fixed = [self.corrector.correct(lightness[b], prior[b], maps[b]) for b in range(len(maps))]
         out = torch.from_numpy(np.ascontiguousarray(np.stack(fixed).transpose(0, 3, 1, 2)))
         return out.to(ab.device)
-
-    @staticmethod
-    def _crop(x, tile, th, tw):
-        y0, x0, _ = tile
-        return x[:, y0 : y0 + th, x0 : x0 + tw]
 
     def _write(self, lightness, ab, out, index, output):
         import torch
@@ -903,7 +617,7 @@ def colorize(
         RGB uint8 of shape ``leading_shape + (H, W, 3)`` (or the given ``out``).
     """
     if model is None:
-        from .choice import default_method
+        from ..choice import default_method
 
         layout = images.describe(array, rgb=rgb)
         model = default_method(

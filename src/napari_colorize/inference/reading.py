@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from . import images
+from .. import images
 
 __all__ = ["INLINE", "Lightness", "Prefetch", "Workers", "single_threaded_torch"]
 

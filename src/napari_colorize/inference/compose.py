@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .color import l_ab_to_rgb_torch, srgb_lut
+from ..color import l_ab_to_rgb_torch, srgb_lut
 from .reading import INLINE, Workers
 
 __all__ = ["Composer", "bilinear_taps"]

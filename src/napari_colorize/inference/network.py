@@ -1,0 +1,180 @@
+"""A network's prediction at the working size: hint maps shrunk, tiles batched, OOM fallback.
+
+:class:`NetworkSteps` holds the :class:`~.colorizer.Colorizer`'s steps that run its
+network: the working-size inputs of a group of planes, one forward pass (channels
+last, autocast, the model contract checked) and the tiled, batched prediction that
+halves the batch, then the tile, when CUDA runs out of memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..color import AB_SCALE, l_to_net
+from .progress import ColorizeProgress
+from .tiling import Tiling
+
+__all__ = ["NetworkSteps"]
+
+#: Smallest tile the out-of-memory fallback goes down to.
+_MIN_TILE = 32
+
+
+class NetworkSteps:
+    """The network steps of :class:`~.colorizer.Colorizer` (a mixin: uses its attributes)."""
+
+    def _working_inputs(self, group, work, hints):
+        import torch
+        import torch.nn.functional as F
+
+        def shrink(x):  # (N, C, H, W) float32 on the CPU
+            if tuple(x.shape[-2:]) == work:
+                return x
+            return F.interpolate(x, size=work, mode="area")
+
+        with torch.inference_mode():
+            parts = [shrink(torch.from_numpy(lightness)[None, None]) for _, lightness in group]
+            l_work = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device)
+            l_work = l_to_net(l_work)
+            cond = {}
+            for name, (value, per_plane) in hints.items():
+                maps = []
+                for index, _ in group:
+                    v = np.asarray(value[index] if per_plane else value, dtype=np.float32)
+                    v = torch.from_numpy(v).permute(2, 0, 1)[None]
+                    if name == "hints" and v.shape[1] == 3 and tuple(v.shape[-2:]) != work:
+                        mask = shrink(v[:, 2:3])
+                        ab = shrink(v[:, :2] * v[:, 2:3]) / mask.clamp(min=1e-12)
+                        v = torch.cat([ab, (mask > 0).to(ab.dtype)], dim=1)
+                    else:
+                        v = shrink(v)
+                    maps.append(v)
+                cond[name] = torch.cat(maps).to(self.device)
+        return l_work, cond
+
+    def _forward(self, x, cond):
+        import torch
+
+        with torch.inference_mode():
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+                cond = {
+                    k: v.contiguous(memory_format=torch.channels_last) for k, v in cond.items()
+                }
+            ctx = (
+                torch.autocast(self.device.type, dtype=self.autocast_dtype)
+                if self.autocast_dtype is not None
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                y = self.model(x, **cond)
+            if not isinstance(y, torch.Tensor) or tuple(y.shape) != (
+                x.shape[0],
+                2,
+                *tuple(x.shape[-2:]),
+            ):
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ValueError(
+                    f"the model returned {got} for an input of shape {tuple(x.shape)}; "
+                    "a colorization model must return ab of shape (N, 2, H, W)"
+                )
+            return y.float()
+
+    def _release_memory(self):
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _predict(self, l_work, cond, state, first_index):
+        """Generator: ab (B, 2, h, w) in Lab units for the working L, or None if stopped."""
+        import torch
+
+        oom = getattr(torch.cuda, "OutOfMemoryError", None) or torch.OutOfMemoryError
+        batch = l_work.shape[0]
+        while True:
+            tiling = state.tiling
+            (th, tw), n_tiles = tiling.size, len(tiling.tiles)
+            single = n_tiles == 1
+            items = [(b, t) for b in range(batch) for t in range(n_tiles)]
+            parts = []
+            acc = None
+            if not single:
+                acc = torch.zeros((batch, 2, *tiling.shape), device=self.device)
+                wsum = torch.zeros(tiling.shape, device=self.device)
+                for y0, x0, weight in tiling.tiles:
+                    wsum[y0 : y0 + th, x0 : x0 + tw] += weight
+            i = 0
+            retile = False
+            while i < len(items):
+                if self._stop.is_set():
+                    return None
+                chunk = items[i : i + self._batch]
+                try:
+                    if single:
+                        b0, b1 = chunk[0][0], chunk[-1][0] + 1
+                        x = l_work[b0:b1]
+                        c = {k: v[b0:b1] for k, v in cond.items()}
+                    else:
+                        x = torch.stack(
+                            [self._crop(l_work[b], tiling.tiles[t], th, tw) for b, t in chunk]
+                        )
+                        c = {
+                            k: torch.stack(
+                                [self._crop(v[b], tiling.tiles[t], th, tw) for b, t in chunk]
+                            )
+                            for k, v in cond.items()
+                        }
+                    y = self._forward(x, c)
+                except oom as exc:
+                    del exc
+                    self._release_memory()
+                    if len(chunk) > 1:
+                        self._batch = max(1, len(chunk) // 2)
+                        message = f"out of memory: batch size lowered to {self._batch}"
+                    else:
+                        new_tile = max(th, tw) // 2
+                        if new_tile < _MIN_TILE:
+                            raise RuntimeError(
+                                f"out of memory on {self.device} even for one {th}x{tw} tile; "
+                                "use a smaller chroma_size, another device (device='cpu') or "
+                                "free GPU memory"
+                            ) from None
+                        self._tile = new_tile
+                        state.tiling = Tiling.build(
+                            tiling.shape, new_tile, self.overlap, torch, self.device
+                        )
+                        state.total = state.done + state.planes_left * (
+                            len(state.tiling.tiles) + 1
+                        )
+                        retile = True
+                        message = f"out of memory: tile lowered to {new_tile}"
+                    yield ColorizeProgress(state.done, state.total, first_index, message)
+                    if retile:
+                        break
+                    continue
+                with torch.inference_mode():
+                    if single:
+                        parts.append(y)
+                    else:
+                        for j, (b, t) in enumerate(chunk):
+                            y0, x0, weight = tiling.tiles[t]
+                            acc[b, :, y0 : y0 + th, x0 : x0 + tw] += y[j] * weight
+                del y, x, c
+                i += len(chunk)
+                state.done += len(chunk)
+                yield ColorizeProgress(
+                    state.done, state.total, first_index, f"tiles {i}/{len(items)}"
+                )
+            if retile:
+                continue
+            with torch.inference_mode():
+                ab = torch.cat(parts) if single else acc / wsum
+                return ab.clamp_(-1.0, 1.0).mul_(AB_SCALE)
+
+    @staticmethod
+    def _crop(x, tile, th, tw):
+        y0, x0, _ = tile
+        return x[:, y0 : y0 + th, x0 : x0 + tw]
