@@ -67,8 +67,8 @@ def add(sub) -> None:
         default="auto",
         choices=PRECISIONS,
         help="the network's precision: auto (bf16/fp16 on CUDA, float32 on the CPU), or force "
-        "one; bf16 on the CPU is about 2x faster with AVX512-BF16/AMX and moves colours by "
-        "about 0.15 CIEDE2000",
+        "one; bf16 on the CPU is about 1.5x faster with AVX512-BF16/AMX and moves colours by "
+        "about 0.2 CIEDE2000",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument(
