@@ -211,7 +211,7 @@ def test_presets_listed_and_fair():
 
 
 def test_a_hint_aware_full_model_trains_with_sampled_hints(tmp_path, classifier_file):
-    from napari_colorize.hints import model_accepts_hints
+    from napari_colorize.models.hint_format import model_accepts_hints
     from napari_colorize.training.hints import TASK, HintFusionTask
 
     rgb = (np.random.default_rng(1).random((8, 16, 16, 3)) * 255).astype(np.uint8)

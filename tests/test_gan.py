@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_colorize.hint_sampling import sample_pixel_hints
 from napari_colorize.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
 from napari_colorize.models.unet import UNetColorizer, UNetConfig
 from napari_colorize.training.events import StepEvent
@@ -16,7 +17,6 @@ from napari_colorize.training.gan import (
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
-    sample_hints,
 )
 from napari_colorize.training.task import StepContext
 from napari_colorize.training.trainer import TrainConfig, Trainer, make_task
@@ -76,10 +76,10 @@ def test_gan_losses(kind):
     assert generator_adversarial_loss(good, kind) < generator_adversarial_loss(bad, kind)
 
 
-def test_sample_hints_follow_the_hint_format():
+def test_sample_pixel_hints_follow_the_hint_format():
     torch.manual_seed(0)
     ab = torch.rand(64, 2, 8, 8) - 0.5
-    hints = sample_hints(ab, mean_points=5, dropout=0.25)
+    hints = sample_pixel_hints(ab, mean_points=5, dropout=0.25)
     assert hints.shape == (64, 3, 8, 8)
     mask = hints[:, 2:]
     assert set(mask.unique().tolist()) <= {0.0, 1.0}

@@ -8,17 +8,16 @@ from napari_colorize import registry
 from napari_colorize.checkpoint import read_metadata, save_checkpoint
 from napari_colorize.color import lab_to_rgb, rgb_to_lab
 from napari_colorize.evaluation import evaluate_hints
+from napari_colorize.hint_sampling import hint_counts, sample_hints
 from napari_colorize.hints import (
     HintStack,
     PointHints,
     data_to_world_matrix,
-    hint_counts,
-    model_accepts_hints,
     model_takes_hints,
     points_to_hints,
-    sample_hints,
 )
 from napari_colorize.inference import Colorizer
+from napari_colorize.models.hint_format import model_accepts_hints
 from napari_colorize.training.hints import TASK, HintColorizationTask
 from napari_colorize.training.trainer import TrainConfig, Trainer
 

@@ -24,15 +24,14 @@ import torch
 from napari_colorize import registry
 from napari_colorize.color import AB_SCALE
 from napari_colorize.errors import CheckpointError, DownloadError
+from napari_colorize.models.hint_format import check_hints, empty_hints
 from napari_colorize.models.zhang import (
     AB_NORM,
     ECCV16Colorizer,
     ECCV16Config,
     SIGGRAPH17Colorizer,
     SIGGRAPH17Config,
-    check_hints,
     convert_state_dict,
-    empty_hints,
 )
 from napari_colorize.registry import PretrainedModel
 

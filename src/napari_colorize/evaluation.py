@@ -359,7 +359,7 @@ def evaluate_hints(
     """Score a hint-aware model given ``n_hints`` hints per image sampled from the truth.
 
     As :func:`evaluate` (same data specs, same report keys, the same prediction
-    path), but the model also sees :func:`~napari_colorize.hints.sample_hints`
+    path), but the model also sees :func:`~napari_colorize.hint_sampling.sample_hints`
     of each true image, drawn from ``seed`` in the data's order, so reruns and
     other models see the very same hints.
 
@@ -374,7 +374,7 @@ def evaluate_hints(
     seed : int
         Seed of the hint positions and patch sizes.
     radius : int or (int, int)
-        Patch half-width of each hint (see :func:`~napari_colorize.hints.sample_hints`).
+        Patch half-width of each hint (see :func:`~napari_colorize.hint_sampling.sample_hints`).
     batch_size : int
     device : str
     chroma_size : int, optional
@@ -393,7 +393,7 @@ def evaluate_hints(
     import torch
 
     from .color import ab_to_net
-    from .hints import sample_hints
+    from .hint_sampling import sample_hints
 
     if int(n_hints) < 0:
         raise ValueError(f"n_hints must be >= 0, got {n_hints}")

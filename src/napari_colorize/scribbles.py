@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .color import AB_SCALE, rgb_to_lab
-from .hints import HINT_CHANNELS, HintStack, data_to_world_matrix
+from .hints import HintStack, data_to_world_matrix
+from .models.hint_format import HINT_CHANNELS
 
 __all__ = ["SHAPE_TYPES", "LabelHints", "ShapeHints"]
 

@@ -96,7 +96,7 @@ class Colorizer(NetworkSteps):
         CPU, 16 on a GPU.
     hints : array or mapping of str to array, optional
         Colour hints for a hint-aware model, in the package's hint format (see
-        :mod:`napari_colorize.models.zhang`): channel-last ``(H, W, 3)`` = ab hint
+        :mod:`napari_colorize.models.hint_format`): channel-last ``(H, W, 3)`` = ab hint
         as ``ab_to_net(ab)`` in channels 0-1 and the hint mask in channel 2, at
         the input's resolution, the same for every plane, or
         ``leading_shape + (H, W, 3)``, one per plane, or a

@@ -44,7 +44,7 @@ def network_takes_hints(model) -> bool:
     """Whether a network has a hint branch: flagged so, or ``forward`` has a ``hints`` argument."""
     import inspect
 
-    from ..hints import model_accepts_hints
+    from ..models.hint_format import model_accepts_hints
 
     if model_accepts_hints(model):
         return True

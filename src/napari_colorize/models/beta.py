@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hint_format import HINT_CHANNELS, check_hints
 from .layers import ConvNormAct, build_sequential, crop_to, pad_to_multiple
 from .lightness_table import LightnessTable, add_table, zero_last_conv
-from .zhang import HINT_CHANNELS, check_hints
 
 __all__ = [
     "BETA_ORIGINAL_DECODER",

@@ -42,7 +42,7 @@ spectral-norm power iteration is not advanced again. The model works in
 
 Any input size: the input is padded (edge replication) to a multiple of
 ``2**len(widths)`` and the output cropped back. With ``hints=True`` the model
-takes the package's hint format (see :mod:`napari_colorize.models.zhang`) as
+takes the package's hint format (see :mod:`napari_colorize.models.hint_format`) as
 ``forward(l, hints=...)``; missing hints are "no hints".
 
 Initialising the encoder from the project's classifier
@@ -61,6 +61,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from torch.utils.checkpoint import checkpoint
 
+from .hint_format import HINT_CHANNELS, check_hints
 from .layers import crop_to, make_norm, pad_to_multiple
 from .lightness_table import LightnessTable, add_table, zero_last_conv
 
@@ -78,7 +79,6 @@ __all__ = [
 
 NORMS = ("batch", "group", "instance", "none")
 ATTENTION_PLACES = ("encoder", "decoder", "both")
-HINT_CHANNELS = 3  # ab (2) + mask (1), the package's hint format (models/zhang.py)
 
 
 @dataclass
@@ -411,8 +411,6 @@ class UNetColorizer(nn.Module):
         if l_net.ndim != 4 or l_net.shape[1] != 1:
             raise ValueError(f"expected L as (N, 1, H, W), got shape {tuple(l_net.shape)}")
         if self.config.hints:
-            from .zhang import check_hints
-
             l_net = torch.cat([l_net, check_hints(hints, l_net)], dim=1)
         elif hints is not None:
             raise ValueError(

@@ -17,20 +17,8 @@ and output scalings are applied inside.
   Learned Deep Priors", SIGGRAPH 2017): a U-Net-like network that sees L plus
   sparse user colour hints and regresses ab at full resolution.
 
-Hint format
------------
-This is **the** hint format of napari-colorize; every hint-aware architecture
-takes it as the ``hints`` argument of ``forward``:
-
-``hints`` : float tensor ``(N, 3, H, W)``, the same ``N, H, W`` as the L input
-
-- channels 0-1: the hinted colour as ``ab_to_net(ab)`` (``ab / 128``) at the
-  hinted pixels; values where the mask is 0 are ignored (multiplied by the mask).
-- channel 2: the mask, 1 where a hint is given, 0 elsewhere (values in [0, 1]).
-
-``hints=None`` means no hints (zero ab, empty mask). :func:`empty_hints` makes
-such a tensor, :func:`check_hints` validates one against an L input. A model that
-takes hints says so with the class attribute ``accepts_hints = True``.
+The hint format SIGGRAPH17 takes is the package's: see
+:mod:`napari_colorize.models.hint_format`.
 
 Published weights
 -----------------
@@ -52,20 +40,18 @@ from torch import nn
 
 from ..color import AB_SCALE
 from ..errors import CheckpointError
+from .hint_format import check_hints
 from .layers import crop_to, pad_to_multiple
 
 __all__ = [
     "AB_NORM",
-    "HINT_CHANNELS",
     "L_CENT",
     "L_NORM",
     "ECCV16Colorizer",
     "ECCV16Config",
     "SIGGRAPH17Colorizer",
     "SIGGRAPH17Config",
-    "check_hints",
     "convert_state_dict",
-    "empty_hints",
     "expected_layout",
 ]
 
@@ -73,8 +59,6 @@ __all__ = [
 L_CENT = 50.0
 L_NORM = 100.0
 AB_NORM = 110.0
-#: Channels of a hint tensor: ab (2, in ``ab_to_net`` units) + mask (1).
-HINT_CHANNELS = 3
 #: Both networks reduce the resolution by 8; other sizes are padded and cropped.
 _MULTIPLE = 8
 _DECODINGS = ("expectation", "annealed_mean")
@@ -92,67 +76,6 @@ def _check_l(l_net, name: str) -> None:
             f"{name} takes L as a tensor of shape (N, 1, H, W) scaled by color.l_to_net, "
             f"got {shape}"
         )
-
-
-# ----------------------------------------------------------------- hints
-
-
-def empty_hints(l_net: torch.Tensor) -> torch.Tensor:
-    """A hint tensor with no hints (zero ab, empty mask) matching an L input.
-
-    Parameters
-    ----------
-    l_net : torch.Tensor
-        ``(N, 1, H, W)`` L input; its batch size, size, device and dtype are used.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, 3, H, W)`` zeros.
-    """
-    n, _, h, w = l_net.shape
-    return l_net.new_zeros((n, HINT_CHANNELS, h, w))
-
-
-def check_hints(hints, l_net: torch.Tensor) -> torch.Tensor:
-    """Validate a hint tensor against an L input (see the module's *Hint format*).
-
-    Parameters
-    ----------
-    hints : torch.Tensor or None
-        ``(N, 3, H, W)``: ab hints as ``ab_to_net(ab)`` in channels 0-1, mask in
-        channel 2. ``None`` gives :func:`empty_hints`.
-    l_net : torch.Tensor
-        The ``(N, 1, H, W)`` L input the hints belong to.
-
-    Returns
-    -------
-    torch.Tensor
-        The hints in the dtype and on the device of ``l_net``, with the ab
-        zeroed where the mask is 0.
-
-    Raises
-    ------
-    ValueError
-        A shape that does not match ``l_net`` or a mask outside [0, 1].
-    """
-    if hints is None:
-        return empty_hints(l_net)
-    n, _, h, w = l_net.shape
-    if not isinstance(hints, torch.Tensor) or tuple(hints.shape) != (n, HINT_CHANNELS, h, w):
-        shape = tuple(hints.shape) if isinstance(hints, torch.Tensor) else type(hints).__name__
-        raise ValueError(
-            f"hints must be a tensor of shape {(n, HINT_CHANNELS, h, w)} (ab_to_net(ab) in "
-            f"channels 0-1, a 0/1 mask in channel 2) matching the L input, got {shape}"
-        )
-    hints = hints.to(device=l_net.device, dtype=l_net.dtype)
-    mask = hints[:, 2:3]
-    if bool(((mask < 0) | (mask > 1)).any()):
-        raise ValueError(
-            "the hint mask (channel 2 of hints) must lie in [0, 1]: 1 where a hint is "
-            "given, 0 elsewhere"
-        )
-    return torch.cat([hints[:, :2] * mask, mask], dim=1)
 
 
 # ----------------------------------------------------------------- shared blocks

@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hint_sampling import sample_pixel_hints
 from .task import ColorizationTask, Optim, lr_factor, make_optimizer
 
 __all__ = [
@@ -70,7 +71,6 @@ __all__ = [
     "discriminator_loss",
     "feature_matching_loss",
     "generator_adversarial_loss",
-    "sample_hints",
 ]
 
 GAN_LOSSES = ("lsgan", "hinge")
@@ -231,21 +231,6 @@ def feature_matching_loss(fake_outs, real_outs) -> torch.Tensor:
         for f, r in zip(fake[:-1], real[:-1]):
             total = total + (4.0 / n) / n_scales * F.l1_loss(f.float(), r.detach().float())
     return total
-
-
-def sample_hints(ab: torch.Tensor, mean_points: float = 10.0, dropout: float = 0.1):
-    """Random user hints drawn from the true ``ab`` (the package's hint format, N,3,H,W).
-
-    Each image gets hints at random pixels, on average ``mean_points`` of them
-    (a per-image rate drawn uniformly from ``[0, 2 * mean_points / (H W)]``),
-    except a fraction ``dropout`` of the images that get none. Uses the global
-    torch RNG of ``ab``'s device, which the trainer saves, so resuming is exact.
-    """
-    n, _, h, w = ab.shape
-    rate = torch.rand(n, 1, 1, 1, device=ab.device) * (2.0 * mean_points / (h * w))
-    rate = rate * (torch.rand(n, 1, 1, 1, device=ab.device) >= dropout)
-    mask = (torch.rand(n, 1, h, w, device=ab.device) < rate).to(ab.dtype)
-    return torch.cat([ab * mask, mask], dim=1)
 
 
 class ClassifierFeatureLoss(nn.Module):
@@ -456,7 +441,7 @@ class GANTask(ColorizationTask):
             ab = ab.contiguous(memory_format=torch.channels_last)
         hints = None
         if self.hints:
-            hints = sample_hints(ab, self.gan.hint_points, self.gan.hint_dropout)
+            hints = sample_pixel_hints(ab, self.gan.hint_points, self.gan.hint_dropout)
         return l_net, ab, hints
 
     def _discriminator_step(self, l_net, ab, fake, ctx):

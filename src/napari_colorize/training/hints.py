@@ -1,12 +1,12 @@
 """Training hint-aware colorizers: random hints revealed from the truth, as Zhang et al. 2017.
 
 A hint-aware model (``beta`` with ``in_channels=4``, ``full`` with
-``beta={"in_channels": 4}``; see :mod:`napari_colorize.hints` for the format)
+``beta={"in_channels": 4}``; see :mod:`napari_colorize.models.hint_format` for the format)
 learns to follow user colour hints when, during training, it sees hints taken
 from the very colours it must predict: each training image gets a geometric
-number of hints (:func:`napari_colorize.hints.hint_counts`, none one time in
+number of hints (:func:`napari_colorize.hint_sampling.hint_counts`, none one time in
 eight with the paper's ``p = 1/8``), each the mean ab of a small random patch
-(:func:`napari_colorize.hints.sample_hints`). Without hints it must still
+(:func:`napari_colorize.hint_sampling.sample_hints`). Without hints it must still
 colorize on its own, so one model serves both uses.
 
 ``TrainConfig.task = TASK`` selects :func:`hint_task`, which wraps the model's
@@ -48,7 +48,8 @@ import math
 import torch
 
 from ..color import net_to_ab
-from ..hints import DEFAULT_HINT_P, hint_counts, model_accepts_hints, sample_hints
+from ..hint_sampling import DEFAULT_HINT_P, hint_counts, sample_hints
+from ..models.hint_format import model_accepts_hints
 from .fusion import FusionTask
 from .task import ColorizationTask
 

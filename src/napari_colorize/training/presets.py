@@ -287,7 +287,7 @@ def _beta_punks_hints_config():
     ab error, so that the few pixels a hint should fix outweigh the many the
     prior already gets right.
     """
-    from ..hints import DEFAULT_HINT_P
+    from ..hint_sampling import DEFAULT_HINT_P
     from .hints import TASK
 
     base = _beta_punks_config()
