@@ -78,7 +78,12 @@ def train_beta(left, right, *, table: bool, steps: int, seed: int):
     ``right`` must not be the image scored afterwards: the trainer's choices
     (the residual's scale) are made on it.
     """
-    from napari_colorize.data.layers import LayerSource, Region, RegionDataset, layer_datasets
+    from napari_colorize.data.layer_datasets import (
+        LayerSource,
+        Region,
+        RegionDataset,
+        layer_datasets,
+    )
     from napari_colorize.training import TrainConfig, Trainer
 
     patch = 64

@@ -6,7 +6,7 @@ discriminator's step (real and generated, backward, Adam), then the
 generator's step (discriminator on the generated ab, adversarial +
 feature-matching + L1 losses, backward through both networks, Adam). The
 networks are the ``gan`` family scaled for photos:
-:func:`~napari_colorize.models.unet.photo_config` (5 levels, 64-512 channels,
+:func:`~napari_colorize.models.gan.photo_config` (5 levels, 64-512 channels,
 self-attention at 1/8, spectral norm; 19.7 M parameters) against pix2pixHD's
 default discriminators (3 scales, width 64, 3 strided layers; 8.3 M parameters).
 
@@ -105,7 +105,7 @@ def build(device: str, amp: bool, checkpointing: bool, size: int):
     """The task, step context and a batch maker of the photo-scale GAN on ``device``."""
     import torch
 
-    from napari_colorize.models.unet import UNetColorizer, photo_config
+    from napari_colorize.models.gan import UNetColorizer, photo_config
     from napari_colorize.training.task import StepContext
     from napari_colorize.training.trainer import TrainConfig, make_task
 

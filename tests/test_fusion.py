@@ -6,7 +6,7 @@ import torch
 
 from napari_colorize import registry
 from napari_colorize.checkpoint import read_metadata, save_checkpoint
-from napari_colorize.models.fusion import (
+from napari_colorize.models.full import (
     PUNKS_CLASSIFIER,
     FusionColorizer,
     FusionConfig,

@@ -8,7 +8,7 @@ import torch
 
 from napari_colorize.hint_sampling import sample_pixel_hints
 from napari_colorize.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
-from napari_colorize.models.unet import UNetColorizer, UNetConfig
+from napari_colorize.models.gan import UNetColorizer, UNetConfig
 from napari_colorize.training.events import StepEvent
 from napari_colorize.training.gan import (
     PHASES,

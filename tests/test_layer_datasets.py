@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("torch")
 
 from napari_colorize.color import ab_to_net, l_to_net, rgb_to_lab
-from napari_colorize.data.layers import (
+from napari_colorize.data.layer_datasets import (
     LayerArray,
     LayerSource,
     layer_datasets,

@@ -70,7 +70,7 @@ def test_architecture_table():
     for arch in ("alpha", "beta", "full", "gan", "inception", "eccv16", "siggraph17"):
         assert arch in names
     info = {d["name"]: d for d in registry.describe_architectures()}
-    assert info["full"]["model"] == "napari_colorize.models.fusion:FusionColorizer"
+    assert info["full"]["model"] == "napari_colorize.models.full:FusionColorizer"
     assert info["tiny-test"]["config"].endswith(":TinyConfig")
 
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_session_previews_registers_releases_and_resumes(user_dirs):
-    from napari_colorize.data.layers import LayerSource, layer_datasets
+    from napari_colorize.data.layer_datasets import LayerSource, layer_datasets
     from napari_colorize.registry import list_models
     from napari_colorize.training import PreviewEvent, StepEvent, TrainConfig, TrainResult
     from napari_colorize.training.session import (

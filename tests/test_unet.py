@@ -1,11 +1,11 @@
-"""The gan generator (models/unet.py) and its multi-scale discriminator (discriminator.py)."""
+"""The gan generator (models/gan.py) and its multi-scale discriminator (discriminator.py)."""
 
 import pytest
 import torch
 from torch import nn
 
 from napari_colorize.models.discriminator import DiscriminatorConfig, MultiScaleDiscriminator
-from napari_colorize.models.unet import (
+from napari_colorize.models.gan import (
     SelfAttention,
     UNetColorizer,
     UNetConfig,

@@ -3,7 +3,7 @@
 ``python -m benchmarks.experiments.lightness_table [--image immunohistochemistry] [--steps 200]
 [--threads 2] [--seed 0]`` trains ``beta`` (the Training widget's defaults:
 default config, batch 16, 64-pixel patches, lr 1e-3) as the widget does from
-an RGB layer (:func:`napari_colorize.data.layers.layer_datasets`, no split) on
+an RGB layer (:func:`napari_colorize.data.layer_datasets.layer_datasets`, no split) on
 the left half of one of scikit-image's colour photos, validating on the right
 half, twice: with the lightness lookup table (``lightness_table=True``, what
 runs from layers use) and without it. Each model, the table alone and gray are

@@ -10,7 +10,7 @@ from napari_colorize.models.beta import (
     BetaConfig,
     beta_original_config,
 )
-from napari_colorize.models.layers import count_macs, parse_layer
+from napari_colorize.models.blocks import count_macs, parse_layer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -176,7 +176,7 @@ def test_a_short_run_on_a_real_image_ends_no_worse_than_the_table():
     import skimage.data
     from skimage.transform import resize
 
-    from napari_colorize.data.layers import LayerArray, layer_datasets
+    from napari_colorize.data.layer_datasets import LayerArray, layer_datasets
 
     for name in ("immunohistochemistry", "coffee"):
         rgb = getattr(skimage.data, name)()

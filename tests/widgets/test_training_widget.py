@@ -230,7 +230,7 @@ def test_a_folder_is_read_in_the_worker_not_in_the_viewer(
 
     from skimage.io import imsave
 
-    from napari_colorize.data import layers as layers_module
+    from napari_colorize.data import layer_datasets as layers_module
 
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .layers import build_sequential, crop_to, pad_to_multiple
+from .blocks import build_sequential, crop_to, pad_to_multiple
 from .lightness_table import LightnessTable, add_table, zero_last_conv
 
 __all__ = ["AlphaColorizer", "AlphaConfig", "alpha_layers"]

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .blocks import ConvNormAct, build_sequential, crop_to, pad_to_multiple
 from .hint_format import HINT_CHANNELS, check_hints
-from .layers import ConvNormAct, build_sequential, crop_to, pad_to_multiple
 from .lightness_table import LightnessTable, add_table, zero_last_conv
 
 __all__ = [

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .unet import checkpointed, sn_conv
+from .gan import checkpointed, sn_conv
 
 __all__ = [
     "DiscriminatorConfig",

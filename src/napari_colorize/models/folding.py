@@ -46,7 +46,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` for inference, each Conv2d + BatchNorm2d pair folded into one Conv2d.
 
     Only pairs that follow each other in an ``nn.Sequential`` (e.g.
-    :class:`~napari_colorize.models.layers.ConvNormAct`) are folded, so the
+    :class:`~napari_colorize.models.blocks.ConvNormAct`) are folded, so the
     forward pass is known to apply them in that order; the BatchNorm becomes
     an ``nn.Identity``. ``model`` itself is left as it is.
 

@@ -40,8 +40,8 @@ from torch import nn
 
 from ..color import AB_SCALE
 from ..errors import CheckpointError
+from .blocks import crop_to, pad_to_multiple
 from .hint_format import check_hints
-from .layers import crop_to, pad_to_multiple
 
 __all__ = [
     "AB_NORM",

@@ -1,4 +1,4 @@
-"""Training the ``full`` colorizer (:mod:`napari_colorize.models.fusion`): task and preset.
+"""Training the ``full`` colorizer (:mod:`napari_colorize.models.full`): task and preset.
 
 :class:`FusionTask` is a :class:`~.task.ColorizationTask` that
 
@@ -111,7 +111,7 @@ def load_beta_prior(model, source) -> None:
 
 
 class FusionTask(ColorizationTask):
-    """Train a :class:`~napari_colorize.models.fusion.FusionColorizer` on ``(l, ab)`` batches.
+    """Train a :class:`~napari_colorize.models.full.FusionColorizer` on ``(l, ab)`` batches.
 
     Parameters
     ----------

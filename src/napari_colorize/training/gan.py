@@ -118,7 +118,7 @@ class GANConfig:
         pretraining runs 9.8 instead of 7.7 steps/s on one thread), not on MPS.
     encoder_init : str, optional
         A classifier (name or path) to initialise the generator's encoder from;
-        see :func:`~napari_colorize.models.unet.init_encoder_from_inception`.
+        see :func:`~napari_colorize.models.gan.init_encoder_from_inception`.
     hint_points : float
         For hint-aware generators: mean number of hinted pixels per training image.
     hint_dropout : float
@@ -323,7 +323,7 @@ class GANTask(ColorizationTask):
         self.hints = bool(getattr(getattr(model, "config", None), "hints", False))
         self.encoder_init_report: list[str] = []
         if self.gan.encoder_init:
-            from ..models.unet import init_encoder_from_inception
+            from ..models.gan import init_encoder_from_inception
 
             classifier = _load_classifier(self.gan.encoder_init, device)
             self.encoder_init_report = init_encoder_from_inception(model, classifier)

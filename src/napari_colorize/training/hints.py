@@ -334,7 +334,7 @@ def hint_task(model, config):
     (The ``gan`` architecture brings its own hint sampling in its GAN task: train
     a hint-aware GAN with ``model_config={"hints": True}`` and the default task.)
     """
-    from ..models.fusion import FusionColorizer
+    from ..models.full import FusionColorizer
 
     unknown = set(getattr(config, "task_config", None) or {}) - _OPTIONS
     if isinstance(model, FusionColorizer):

@@ -216,7 +216,7 @@ def _inception_punks_config():
     (0.66 -> 0.71) but lowered the accessories' mAP (0.58 -> 0.53), so the preset
     leaves it off.
     """
-    from ..models.fusion import PUNKS_CLASSIFIER
+    from ..models.full import PUNKS_CLASSIFIER
     from .classification import TASK
     from .config import TrainConfig
 
@@ -258,7 +258,7 @@ def _punks_labels_data(config, data=None, image=None):
 def _full_punks_config():
     """The ``full-punks`` preset: ``beta-punks`` fine-tuned with the class vector fused in.
 
-    A residual full model (:class:`~napari_colorize.models.fusion.FusionConfig`
+    A residual full model (:class:`~napari_colorize.models.full.FusionConfig`
     ``residual=True``) starts from the bundled ``beta-punks`` weights, so it
     starts out colouring exactly as ``beta-punks``; 10 epochs at a third of
     ``beta-punks``' learning rate (same data, loss, batch and one-cycle
@@ -314,7 +314,7 @@ GAN_PUNKS_GENERATOR = {
 def _gan_punks_config():
     """The ``gan-punks`` preset's :class:`~.trainer.TrainConfig` (the bundled ``gan-punks``).
 
-    The generator of :func:`~napari_colorize.models.unet.punks_config` without
+    The generator of :func:`~napari_colorize.models.gan.punks_config` without
     spectral norm and self-attention and 1.5 times as wide (levels of 48, 96
     and 192 channels, a 24-channel stem; 1.09 M parameters:
     :data:`GAN_PUNKS_GENERATOR`), 3 spectrally normalised PatchGANs (width 32,
@@ -337,7 +337,7 @@ def _gan_punks_config():
     frozen adversarial phase trains the deployed network and repairs them
     (1.17; seed 1: 1.19, beta-punks 1.36).
     """
-    from ..models.unet import punks_config
+    from ..models.gan import punks_config
     from .config import TrainConfig
 
     steps = GAN_PUNKS_STEPS

@@ -78,7 +78,7 @@ class RunPlan:
         ----------
         data : optional
             The data, if :func:`plan_run` was not given it: a
-            :class:`~napari_colorize.data.layers.TrainingData` or a dataset.
+            :class:`~napari_colorize.data.layer_datasets.TrainingData` or a dataset.
         distributed : bool
             A :class:`~napari_colorize.training.distributed.DistributedTrainer`
             (the process group joined first).
@@ -200,7 +200,7 @@ def plan_run(
         Options of a new architecture (a dict or JSON text).
     data : optional
         With a preset, a dataset spec; otherwise a
-        :class:`~napari_colorize.data.layers.TrainingData` or a dataset, or None
+        :class:`~napari_colorize.data.layer_datasets.TrainingData` or a dataset, or None
         to give it later to :meth:`RunPlan.trainer` or :meth:`RunPlan.session`.
     image : str, optional
         The photo the alpha preset fits.

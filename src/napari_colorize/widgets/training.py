@@ -1,7 +1,7 @@
 """The Training dock widget: train a colorizer on layers, a folder or the CryptoPunks.
 
 The widget only gathers choices and shows progress. The data come from
-:func:`napari_colorize.data.layers.layer_datasets` (or ``spec_datasets``), the run
+:func:`napari_colorize.data.layer_datasets.layer_datasets` (or ``spec_datasets``), the run
 is built by :func:`napari_colorize.training.run.plan_run` from the choices: a
 :class:`napari_colorize.training.session.TrainingSession` driven by a
 ``thread_worker`` over its event generator, and layers are touched only in the
@@ -292,7 +292,7 @@ class TrainingWidget(Container):
         return self._worker is not None
 
     def _layer_arrays(self):
-        from ..data.layers import LayerArray
+        from ..data.layer_datasets import LayerArray
 
         arrays = []
         for layer in self.layers.value or []:
@@ -302,7 +302,7 @@ class TrainingWidget(Container):
         return arrays
 
     def _training_data(self, seed: int):
-        from ..data.layers import layer_datasets, spec_datasets
+        from ..data.layer_datasets import layer_datasets, spec_datasets
 
         patch = int(self.patch_size.value)
         if self.source.value == LAYERS:

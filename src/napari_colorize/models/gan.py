@@ -61,8 +61,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from torch.utils.checkpoint import checkpoint
 
+from .blocks import crop_to, make_norm, pad_to_multiple
 from .hint_format import HINT_CHANNELS, check_hints
-from .layers import crop_to, make_norm, pad_to_multiple
 from .lightness_table import LightnessTable, add_table, zero_last_conv
 
 __all__ = [

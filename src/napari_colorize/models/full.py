@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from .beta import BetaColorizer, BetaConfig
+from .blocks import ConvNormAct, crop_to
 from .inception import InceptionConfig, InceptionV3
-from .layers import ConvNormAct, crop_to
 
 __all__ = [
     "EMBEDDINGS",
