@@ -25,12 +25,8 @@ RED = (1.0, 0.0, 0.0, 1.0)
 BLUE = (0.0, 0.0, 1.0, 1.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny convs on a shared 2-core machine: a second thread only adds contention
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def ab_of(rgba):

@@ -25,13 +25,8 @@ TINY_G = {"widths": [8, 16], "stem": 4, "attention": [1]}
 TINY_D = {"width": 4, "n_layers": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny convs on a shared 2-core machine: a second thread only adds contention
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# tiny convs on a shared 2-core machine: a second thread only adds contention
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(tmp_path=None, **task):

@@ -35,7 +35,7 @@ from napari_colorize.models.zhang import (
 )
 from napari_colorize.registry import PretrainedModel
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 CLASSES = {"eccv16": ECCV16Colorizer, "siggraph17": SIGGRAPH17Colorizer}
 #: Sizes of the published files (bytes) and their float32 payloads (elements).
 PUBLISHED_BYTES = {"eccv16": 128_976_165, "siggraph17": 136_787_426}

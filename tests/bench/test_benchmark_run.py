@@ -1,7 +1,7 @@
 """``python -m benchmarks.run`` runs every suite that writes docs/benchmarks.md (issue 18).
 
 Static checks only (the suites' smoke tests are ``python -m benchmarks.run --quick``
-and tests/test_benchmark_any_image.py, tests/test_benchmark_temporal.py).
+and tests/bench/test_benchmark_any_image.py, tests/bench/test_benchmark_temporal.py).
 """
 
 import ast
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 
 
