@@ -47,6 +47,12 @@ def ready_model(**kw):
     return model
 
 
+@pytest.fixture(scope="module")
+def eval_model():
+    """The tiny full model in eval mode, built once: the tests given it only read it."""
+    return ready_model().eval()
+
+
 def test_default_config_matches_the_bundled_classifier():
     cfg = FusionConfig()
     assert cfg.classifier_source == "inception-punks"
@@ -61,8 +67,8 @@ def test_default_config_matches_the_bundled_classifier():
 
 
 @pytest.mark.parametrize("size", [(24, 24), (17, 30), (8, 8)])
-def test_shapes(size):
-    model = ready_model().eval()
+def test_shapes(size, eval_model):
+    model = eval_model
     l_net = torch.rand(2, 1, *size) * 2 - 1
     embedding = model.embed(l_net)
     assert embedding.shape == (2, 8)
@@ -75,8 +81,8 @@ def test_shapes(size):
         model(l_net, embedding=torch.zeros(2, 7))
 
 
-def test_embedding_changes_the_output_and_other_embeddings():
-    model = ready_model().eval()
+def test_embedding_changes_the_output_and_other_embeddings(eval_model):
+    model = eval_model
     l_net = torch.zeros(1, 1, 16, 16)
     a = model(l_net, embedding=torch.tensor([[1.0, 0, 0, 0, 0, 0, 0, 0]]))
     b = model(l_net, embedding=torch.tensor([[0, 0, 1.0, 0, 0, 1, 1, 1]]))
