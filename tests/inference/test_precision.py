@@ -54,10 +54,7 @@ def test_bf16_on_the_cpu_is_close_to_fp32(batchnorm_model):
     out = bf16.colorize(gray)
     assert np.abs(out.astype(int) - fp32).max() <= 12
     assert Colorizer(batchnorm_model, device="cpu").autocast_dtype is None  # auto: fp32
-    assert (
-        Colorizer(batchnorm_model, device="cpu", autocast=False, precision="bf16").autocast_dtype
-        is None
-    )
+    assert Colorizer(batchnorm_model, device="cpu", precision="fp32").autocast_dtype is None
 
 
 @pytest.mark.parametrize(

@@ -116,20 +116,14 @@ class Colorizer(NetworkSteps):
         planes of a stack of unrelated images must not be forced together.
     percentiles : (float, float) or None
         For data without a photo range; see :func:`images.intensity_range`.
-    channels_last : bool, optional
-        Run the network in channels-last memory format; default: on the CPU and
-        CUDA, where it measured faster.
-    num_threads : int, optional
-        Set torch's CPU threads (a process-wide setting). By default torch's own
-        choice is kept, capped at the CPUs this process may use.
     precision : {"auto", "fp32", "bf16", "fp16"}
         The network's precision (autocast): ``"auto"`` is bf16 or fp16 on CUDA
         and float32 on the CPU and MPS; the others force one (see
         :func:`devices.inference_dtype`). Networks run with their BatchNorm
         folded into the convolutions (:func:`models.folding.fold_batchnorm`,
-        a copy: a module passed in is left as it is).
-    autocast : bool
-        False forces float32 (the same as ``precision="fp32"``).
+        a copy: a module passed in is left as it is), in channels-last memory
+        format on the CPU and CUDA (2-4x faster convolutions there), with
+        torch's threads capped at the CPUs this process may use.
 
     Examples
     --------
@@ -153,9 +147,6 @@ class Colorizer(NetworkSteps):
         correct_with_hints: bool | None = None,
         temporal: bool | float = False,
         percentiles: tuple[float, float] | None = images.DEFAULT_PERCENTILES,
-        channels_last: bool | None = None,
-        num_threads: int | None = None,
-        autocast: bool = True,
         precision: str = "auto",
     ):
         import torch
@@ -228,24 +219,18 @@ class Colorizer(NetworkSteps):
         self.percentiles = percentiles
         # measured (benchmarks/speed.py): 2-4x faster convs on the CPU (oneDNN) and on
         # CUDA; MPS support for it is patchy
-        self.channels_last = (
-            (self.device.type in ("cpu", "cuda")) if channels_last is None else bool(channels_last)
-        )
+        self.channels_last = self.device.type in ("cpu", "cuda")
         if self.channels_last and self.model is not None:
             self.model.to(memory_format=torch.channels_last)
-        precision = precision if autocast else "fp32"
         # guided methods compute in float32 on the CPU whatever is asked
         self.autocast_dtype = inference_dtype(
             self.device, precision if self.model is not None else "fp32"
         )
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if num_threads is not None:
-            torch.set_num_threads(check_positive("num_threads", num_threads))
-        else:
-            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-            if usable and torch.get_num_threads() > usable:
-                torch.set_num_threads(usable)
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        if usable and torch.get_num_threads() > usable:
+            torch.set_num_threads(usable)
         # the out-of-memory fallback lowers these for the rest of this colorizer's life
         self._tile = self.tile
         self._batch = self.batch_size
