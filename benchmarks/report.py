@@ -70,7 +70,7 @@ def update_section(name: str, body: str, title: str, path: Path = DOCS) -> Path:
     are missing; everything outside them is left as it is, since other suites
     write other sections of the same file.
     """
-    from napari_colorize.checkpoint import atomic_write
+    from napari_colorize.atomic import atomic_write
 
     start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     text = path.read_text() if path.exists() else _HEADER

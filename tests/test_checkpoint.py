@@ -9,7 +9,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from napari_colorize import __version__, checkpoint, registry
+from napari_colorize import __version__, atomic, checkpoint, registry
 from napari_colorize.checkpoint import (
     CheckpointMeta,
     atomic_write,
@@ -273,7 +273,7 @@ def test_atomic_write_interrupted_or_rename_failing(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(checkpoint.os, "replace", broken_replace)
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
     with pytest.raises(OSError, match=r"disk gone"):
         atomic_write(target, lambda tmp: tmp.write_text("new"))
     monkeypatch.undo()

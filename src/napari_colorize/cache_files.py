@@ -3,7 +3,7 @@
 The cache folder (``$NAPARI_COLORIZE_CACHE`` or the platform's user cache)
 receives downloads (pooch's ``tmpXXXXXXXX`` files, this package's
 ``.NAME.PID.part`` files, pip's ``.punks-download-XXXXXXXX`` folders) and
-converted checkpoints (:func:`~napari_colorize.checkpoint.atomic_write`'s
+converted checkpoints (:func:`~napari_colorize.atomic.atomic_write`'s
 ``.NAME.PID.XXXXXXXX.tmp``). A process killed mid-download leaves its
 temporary behind; :func:`remove_stale_temporaries` removes those of dead
 processes, and those without a process id once nobody has written to them for

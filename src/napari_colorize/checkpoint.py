@@ -8,8 +8,11 @@ model was trained on, its metrics, extra inference hints (``chroma_size``,
 the file; nothing is unpickled. ``.pt``/``.pth`` files (plain state dicts, e.g.
 published weights) are read only with ``torch.load(..., weights_only=True)``.
 
-Every file this package writes goes through :func:`atomic_write`: a crash mid-save
-leaves the previous file intact.
+Every file this package writes goes through :func:`atomic_write` (in
+:mod:`napari_colorize.atomic`, re-exported here): a crash mid-save leaves the
+previous file intact. Nested training state (optimizer, RNG) is split into tensors
+and JSON by :func:`flatten_state` (in :mod:`napari_colorize.nested_state`,
+re-exported here).
 
 torch, numpy and safetensors are imported inside the functions, so reading a
 header (``napari-colorize models``) stays fast.
@@ -17,22 +20,18 @@ header (``napari-colorize models``) stays fast.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import math
 import os
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .atomic import atomic_write
 from .errors import CheckpointError, UnknownModelError
 from .models.architectures import architectures, matching_architectures
-
-if TYPE_CHECKING:
-    pass
+from .nested_state import flatten_state, unflatten_state
 
 __all__ = [
     "FORMAT_VERSION",
@@ -61,97 +60,6 @@ FORMAT_NAME = "napari-colorize"
 TORCH_SUFFIXES = (".pt", ".pth")
 _MAX_HEADER = 100_000_000  # safetensors' own limit
 _JSON_FIELDS = ("config", "data", "metrics", "extra", "training_meta")
-
-
-# ----------------------------------------------------------------- atomic write
-
-
-def atomic_write(path, write_fn: Callable[[Path], Any], *, exclusive: bool = False) -> Path:
-    """Write a file so that readers see either the old or the complete new content.
-
-    ``write_fn(tmp_path)`` writes a temporary file in the destination folder; the
-    file is then fsynced, renamed onto ``path`` (atomic on POSIX and Windows) and
-    the folder fsynced so that the rename survives a power cut. If anything
-    raises (including ``KeyboardInterrupt``), the temporary file is removed and a
-    previous file at ``path`` is left untouched.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The destination; its folder is created if needed.
-    write_fn : callable
-        Called with the temporary path (a ``pathlib.Path`` that exists and is
-        empty); it may reopen it in any mode.
-    exclusive : bool
-        Refuse to replace an existing ``path``, also one that appears while
-        writing (another process racing for the name): the final name is
-        created by a hard link, which fails if it exists.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    FileExistsError
-        With ``exclusive``, when ``path`` exists; the temporary file is removed.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a directory; give a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Created with open() rather than mkstemp so that it gets the umask's permissions.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb"):
-            pass
-        mode = tmp.stat().st_mode & 0o777
-        write_fn(tmp)
-        # write_fn may have replaced the file by one of its own (safetensors, mkstemp: 0600)
-        os.chmod(tmp, mode)
-        with open(tmp, "r+b") as f:
-            os.fsync(f.fileno())
-        if exclusive:
-            _link_exclusive(tmp, path)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _link_exclusive(tmp: Path, path: Path) -> None:
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(
-            f"{path} exists (written meanwhile by another run?); pass --overwrite to replace it"
-        ) from None
-    except OSError:
-        # no hard links here (FAT, some network shares): a check, then a rename
-        if path.exists():
-            raise FileExistsError(f"{path} exists; pass --overwrite to replace it") from None
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Not possible on Windows (and some file systems); the rename is still atomic there.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ----------------------------------------------------------------- data classes
@@ -682,124 +590,3 @@ def _fit_advice(state: Mapping, arch) -> str:
         "Use the architecture and config the weights were trained with (save them "
         "with save_checkpoint(..., arch=..., config=<the training config>))."
     )
-
-
-# ----------------------------------------------------------------- nested state <-> tensors
-
-_MARKERS = ("__tensor__", "__ndarray__", "__tuple__", "__dict__", "__float__")
-
-
-def flatten_state(state, prefix: str = "") -> tuple[dict, Any]:
-    """Split a nested state (e.g. ``optimizer.state_dict()``) into tensors and JSON.
-
-    safetensors holds only tensors, so tensors (and numpy arrays) are taken out and
-    replaced by references; everything else (ints, floats including nan/inf, str,
-    bool, None, lists, tuples, dicts with any JSON-able keys) is encoded so that
-    :func:`unflatten_state` rebuilds the exact same structure and types.
-
-    Parameters
-    ----------
-    state : object
-        Nested dicts/lists/tuples of tensors, numpy arrays and plain values.
-    prefix : str
-        Prepended to the tensor names, so several states can share one dict
-        (e.g. ``"optimizer/"``, ``"rng/"``).
-
-    Returns
-    -------
-    tensors : dict[str, torch.Tensor]
-        To pass (merged with others) as ``training_state`` to :func:`save_checkpoint`.
-    json_meta : JSON-able
-        To store in ``training_meta``.
-    """
-    import numpy as np
-    import torch
-
-    tensors: dict = {}
-
-    def name_for(path: str) -> str:
-        base = prefix + (path.strip("/") or "value")
-        name, i = base, 1
-        while name in tensors:
-            name, i = f"{base}#{i}", i + 1
-        return name
-
-    def enc(obj, path: str):
-        if isinstance(obj, torch.Tensor):
-            name = name_for(path)
-            tensors[name] = obj.detach()
-            return {"__tensor__": name}
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
-                raise TypeError(f"cannot store the object array at {path!r} in a checkpoint")
-            name = name_for(path)
-            raw = np.ascontiguousarray(obj).reshape(-1).view(np.uint8)
-            tensors[name] = torch.from_numpy(raw.copy())
-            return {"__ndarray__": name, "dtype": obj.dtype.str, "shape": list(obj.shape)}
-        if obj is None or isinstance(obj, (bool, int, str)):
-            return obj
-        if isinstance(obj, float):
-            return obj if math.isfinite(obj) else {"__float__": repr(obj)}
-        if isinstance(obj, np.generic):
-            return enc(obj.item(), path)
-        if isinstance(obj, tuple):
-            return {"__tuple__": [enc(v, f"{path}/{i}") for i, v in enumerate(obj)]}
-        if isinstance(obj, list):
-            return [enc(v, f"{path}/{i}") for i, v in enumerate(obj)]
-        if isinstance(obj, Mapping):
-            plain = all(isinstance(k, str) and k not in _MARKERS for k in obj)
-            if plain:
-                return {k: enc(v, f"{path}/{k}") for k, v in obj.items()}
-            return {
-                "__dict__": [
-                    [enc(k, f"{path}/key"), enc(v, f"{path}/{k}")] for k, v in obj.items()
-                ]
-            }
-        raise TypeError(
-            f"cannot store a {type(obj).__name__} (at {path or 'the top'!r}) in a checkpoint: "
-            "only tensors, numpy arrays, numbers, strings, None, lists, tuples and dicts"
-        )
-
-    return tensors, enc(state, "")
-
-
-def unflatten_state(tensors: Mapping, json_meta):
-    """Rebuild the structure split by :func:`flatten_state`.
-
-    Parameters
-    ----------
-    tensors : dict[str, torch.Tensor]
-        E.g. ``Checkpoint.training_state``; may hold more tensors than needed.
-    json_meta : JSON-able
-        The second value returned by :func:`flatten_state`.
-    """
-    import numpy as np
-
-    def tensor(name):
-        try:
-            return tensors[name]
-        except KeyError:
-            raise CheckpointError(
-                f"the training state lacks the tensor {name!r}; the checkpoint is incomplete "
-                "(resume from another one, or start training afresh)"
-            ) from None
-
-    def dec(obj):
-        if isinstance(obj, list):
-            return [dec(v) for v in obj]
-        if not isinstance(obj, dict):
-            return obj
-        if len(obj) == 1 and "__tensor__" in obj:
-            return tensor(obj["__tensor__"])
-        if "__ndarray__" in obj and set(obj) == {"__ndarray__", "dtype", "shape"}:
-            raw = tensor(obj["__ndarray__"]).numpy().tobytes()
-            return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
-        if len(obj) == 1 and "__tuple__" in obj:
-            return tuple(dec(v) for v in obj["__tuple__"])
-        if len(obj) == 1 and "__float__" in obj:
-            return float(obj["__float__"])
-        if len(obj) == 1 and "__dict__" in obj:
-            return {dec(k): dec(v) for k, v in obj["__dict__"]}
-        return {k: dec(v) for k, v in obj.items()}
-
-    return dec(json_meta)

@@ -208,7 +208,7 @@ def side_by_side(
 
 
 def _write_image(path: Path, image: np.ndarray) -> Path:
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
 
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile

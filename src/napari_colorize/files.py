@@ -7,7 +7,7 @@ written through imageio, TIFF results plane by plane into a memory-mapped
 file whose blocks are reserved first (a full disk is an error, not a bus
 error), so stacks larger than memory go through. Every output is written to
 a temporary file and renamed into place
-(:func:`napari_colorize.checkpoint.atomic_write`), so a crash or Ctrl+C never
+(:func:`napari_colorize.atomic.atomic_write`), so a crash or Ctrl+C never
 leaves half a file.
 """
 
@@ -43,7 +43,7 @@ _OTHER_IMAGE_SUFFIXES = (
     ".bmp", ".gif", ".webp", ".jp2", ".j2k", ".jpx", ".tga", ".ppm", ".pgm", ".pbm", ".pnm",
     ".ico", ".heic", ".heif", ".avif", ".exr", ".hdr", ".dng", ".svg", ".jxl", ".psd",
 )  # fmt: skip
-#: Temporary files of :func:`napari_colorize.checkpoint.atomic_write`: ``.NAME.PID.HEX.tmp``.
+#: Temporary files of :func:`napari_colorize.atomic.atomic_write`: ``.NAME.PID.HEX.tmp``.
 _TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 
 
@@ -161,7 +161,7 @@ def plan_jobs(
 def remove_stale_temporaries(folder: str | os.PathLike, *, min_age_s: float = 60.0) -> list[Path]:
     """Remove temporary files left in ``folder`` by killed runs.
 
-    Only files named like :func:`~napari_colorize.checkpoint.atomic_write`'s
+    Only files named like :func:`~napari_colorize.atomic.atomic_write`'s
     temporaries (``.NAME.PID.XXXXXXXX.tmp``) are removed, and only those whose
     process has ended and that were last modified at least ``min_age_s``
     seconds ago (another machine sharing the folder may have that PID).
@@ -226,7 +226,7 @@ def colorize_file(
         The result cannot be written (e.g. the disk is full); no file is left.
     """
     from . import images
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
     from .ome_zarr import colorize_ome_zarr, is_ome_zarr, read_ome_zarr
 
     if level and not is_ome_zarr(job.source):

@@ -3,7 +3,7 @@
 Every writer in the package names its temporaries so that they can be told
 apart from anything else in a folder, most with the id of the process that
 writes them (``.NAME.PID.XXXXXXXX.tmp`` of
-:func:`~napari_colorize.checkpoint.atomic_write`, ``.NAME.PID.part`` downloads,
+:func:`~napari_colorize.atomic.atomic_write`, ``.NAME.PID.part`` downloads,
 result stores, OME-Zarr folders being written). :func:`remove_leftovers` removes
 those of a pattern whose process has ended, or that nobody has written to for
 long enough, and never anything else.

@@ -23,7 +23,7 @@ def finite(value):
 
 
 def write_json_atomic(path, data) -> None:
-    from ..checkpoint import atomic_write
+    from ..atomic import atomic_write
 
     text = json.dumps(finite(data), indent=2) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

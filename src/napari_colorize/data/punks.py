@@ -33,8 +33,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..atomic import atomic_write
 from ..cache_files import read_only_advice, remove_stale_temporaries, writable
-from ..checkpoint import atomic_write
 from ..errors import DownloadError
 
 __all__ = [

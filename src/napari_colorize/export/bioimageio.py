@@ -204,8 +204,8 @@ def export_bioimageio(
     import torch
     from bioimageio.spec.model import v0_5 as m
 
+    from ..atomic import atomic_write
     from ..bioimageio.graph import GrayToRGB, quiet_jit, trace_network
-    from ..checkpoint import atomic_write
     from ..registry import load_model
 
     dst = Path(dst).expanduser()

@@ -363,7 +363,7 @@ class Trainer:
     # -- checkpoints ------------------------------------------------------------------
 
     def _training_state(self, step: int):
-        from ..checkpoint import flatten_state
+        from ..nested_state import flatten_state
 
         modules = {k: m.state_dict() for k, m in self.task.modules().items() if k != "model"}
         state = {
@@ -413,8 +413,9 @@ class Trainer:
         )
 
     def _restore(self, ckpt) -> None:
-        from ..checkpoint import load_state_into, unflatten_state
+        from ..checkpoint import load_state_into
         from ..errors import CheckpointError
+        from ..nested_state import unflatten_state
 
         meta = ckpt.training_meta
         if not meta or "state" not in meta:
