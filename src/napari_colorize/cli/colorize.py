@@ -91,6 +91,19 @@ def add(sub) -> None:
     )  # fmt: skip
 
 
+def _colorizer_options(args) -> dict:
+    """The Colorizer options the command line sets (None: the Colorizer's default)."""
+    options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.temporal:
+        options["temporal"] = True
+    if args.precision != "auto":
+        options["precision"] = args.precision
+    if args.chroma_size is not None:
+        options["chroma_size"] = args.chroma_size or None  # 0: full resolution
+    return options
+
+
 def run(args) -> int:
     """Run ``colorize``; the exit status."""
     from ..cluster import is_zarr
@@ -115,14 +128,7 @@ def run(args) -> int:
         failed += 1
     if not jobs:
         return 1
-    options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
-    if args.temporal:
-        options["temporal"] = True
-    if args.precision != "auto":
-        options["precision"] = args.precision
-    if args.chroma_size is not None:
-        options["chroma_size"] = args.chroma_size or None
-    colorizer = _colorizer_factory(args, options)
+    colorizer = _colorizer_factory(args, _colorizer_options(args))
     for folder in {job.target.parent for job in jobs}:
         for path in remove_stale_temporaries(folder):
             tqdm.write(f"napari-colorize: removed {path}, left by an interrupted run")
@@ -164,14 +170,7 @@ def _run_colorize_zarr(args) -> int:
             "--scheduler and --workers colorize one zarr array (a folder IN.zarr); got "
             + ", ".join(args.inputs)
         )
-    options = {"device": args.device, "tile": args.tile, "batch_size": args.batch_size}
-    options = {k: v for k, v in options.items() if v is not None}
-    if args.temporal:
-        options["temporal"] = True
-    if args.precision != "auto":
-        options["precision"] = args.precision
-    if args.chroma_size is not None:
-        options["chroma_size"] = args.chroma_size or None
+    options = _colorizer_options(args)
     model = args.model
     if args.reference:
         if model not in (None, "reference"):
