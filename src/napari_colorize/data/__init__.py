@@ -11,8 +11,7 @@ Importing this package is cheap: torch loads with the first dataset.
 
 from __future__ import annotations
 
-import importlib
-
+from ..lazy_names import lazy_names
 from .spec import SPEC_FORMS, DataNotFoundError, DataSpec, parse_data_spec
 
 __all__ = [
@@ -42,16 +41,7 @@ _LAZY = {
     "read_rgb": "folder",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 
 def dataset_from_spec(spec, patch_size=None, seed: int = 0, **kwargs):

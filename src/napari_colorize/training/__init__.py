@@ -8,8 +8,7 @@ with the first trainer.
 
 from __future__ import annotations
 
-import importlib
-
+from ..lazy_names import lazy_names
 from .presets import PRESETS, get_preset, list_presets
 from .run import RunPlan, plan_run
 
@@ -46,13 +45,4 @@ _LAZY = {
     "export_model": "trainer",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
