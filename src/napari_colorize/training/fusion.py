@@ -167,22 +167,6 @@ class FusionTask(ColorizationTask):
                 self._cache.popitem(last=False)
         return torch.stack([self._cache[k] for k in keys]).to(l_net.device)
 
-    def training_step(self, batch, ctx) -> dict[str, torch.Tensor]:
-        """One optimizer step on ``batch = (l, ab)`` with cached class vectors."""
-        l_net, ab, *_ = batch
-        embedding = self.embeddings(l_net)
-        with ctx.autocast():
-            pred = self.model(l_net, embedding=embedding)
-        loss = self.loss_fn(pred.float(), ab)
-        ctx.step(loss, "model")
-        return {"loss": loss.detach()}
-
-    @torch.no_grad()
-    def validation_step(self, batch) -> dict[str, float]:
-        """As the colorization task's, with cached class vectors."""
-        from ..color import net_to_ab
-
-        l_net, ab, *_ = batch
-        pred = self.model(l_net, embedding=self.embeddings(l_net)).float()
-        delta_e = torch.sqrt(((net_to_ab(pred) - net_to_ab(ab)) ** 2).sum(1)).mean()
-        return {"loss": float(self.loss_fn(pred, ab)), "delta_e": float(delta_e)}
+    def model_inputs(self, l_net: torch.Tensor) -> dict:
+        """The cached class vectors, given to the model as ``embedding``."""
+        return {"embedding": self.embeddings(l_net)}

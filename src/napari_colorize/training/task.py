@@ -199,11 +199,16 @@ class ColorizationTask:
         """After which trainer steps ``TrainConfig.bn_recalibrate`` applies: the last one."""
         return (int(total_steps),)
 
+    def model_inputs(self, l_net: torch.Tensor) -> dict:
+        """Keyword inputs of the model besides ``l`` (none here), made outside autocast."""
+        return {}
+
     def training_step(self, batch, ctx: StepContext) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch = (l, ab)``; returns the detached losses."""
         l_net, ab, *_ = batch
+        inputs = self.model_inputs(l_net)
         with ctx.autocast():
-            pred = self.model(l_net)
+            pred = self.model(l_net, **inputs)
         loss = self.loss_fn(pred.float(), ab)
         ctx.step(loss, "model")
         return {"loss": loss.detach()}
@@ -212,7 +217,7 @@ class ColorizationTask:
     def validation_step(self, batch) -> dict[str, float]:
         """Batch means of ``loss`` and ``delta_e`` (mean CIE76 ab error, Lab units)."""
         l_net, ab, *_ = batch
-        pred = self.model(l_net).float()
+        pred = self.model(l_net, **self.model_inputs(l_net)).float()
         delta_e = torch.sqrt(((net_to_ab(pred) - net_to_ab(ab)) ** 2).sum(1)).mean()
         return {"loss": float(self.loss_fn(pred, ab)), "delta_e": float(delta_e)}
 
