@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_colorize import cli, model_size, registry
+from napari_colorize import cli, model_size, registry, user_models
 from napari_colorize.checkpoint import (
     atomic_write,
     load_checkpoint,
@@ -53,7 +53,7 @@ def isolated(monkeypatch, tmp_path):
     """A private copy of the registry tables and private cache/data folders."""
     monkeypatch.setattr(architectures, "_ARCHITECTURES", dict(architectures._ARCHITECTURES))
     monkeypatch.setattr(registry, "_PRETRAINED", dict(registry._PRETRAINED))
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
     for var in ("NO_PROXY", "no_proxy"):

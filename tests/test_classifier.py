@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_colorize import registry
+from napari_colorize import registry, user_models
 from napari_colorize.checkpoint import read_metadata, save_checkpoint
 from napari_colorize.classify import (
     Classifier,
@@ -69,7 +69,7 @@ def fake_punks(n=12, seed=0) -> PunksSplit:
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "_PRETRAINED", dict(registry._PRETRAINED))
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
     for var in ("NO_PROXY", "no_proxy"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_colorize import registry
+from napari_colorize import registry, user_models
 from napari_colorize.checkpoint import read_metadata, save_checkpoint
 from napari_colorize.errors import CheckpointError, ColorizeError, DownloadError, UnknownModelError
 from napari_colorize.models import architectures
@@ -39,7 +39,7 @@ def isolated(monkeypatch, tmp_path):
     """A private copy of the registry tables and private cache/data folders."""
     monkeypatch.setattr(architectures, "_ARCHITECTURES", dict(architectures._ARCHITECTURES))
     monkeypatch.setattr(registry, "_PRETRAINED", dict(registry._PRETRAINED))
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
     for var in ("NO_PROXY", "no_proxy"):
@@ -179,7 +179,7 @@ def test_persisted_user_models(tiny_file, monkeypatch):
     registry.register_model("kept", path, description="persisted", persist=True)
     registry.register_model("session-only", path)
     assert registry.user_models_file().is_file()
-    monkeypatch.setattr(registry, "_user_models", None)  # a new session
+    monkeypatch.setattr(user_models, "_user_models", None)  # a new session
     names = registry.model_names()
     assert "kept" in names
     assert "session-only" not in names
@@ -187,13 +187,13 @@ def test_persisted_user_models(tiny_file, monkeypatch):
 
     moved = path.with_name("moved.safetensors")
     path.rename(moved)
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     with pytest.warns(UserWarning, match=r"'kept' points to .* no longer exists; skipped"):
         names = registry.model_names()
     assert "kept" not in names
 
     registry.unregister_model("kept")
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     assert "kept" not in registry.model_names()
 
 

@@ -478,6 +478,7 @@ def model_takes_hints(name_or_path) -> bool:
 
     from . import checkpoint, registry
     from .errors import ColorizeError
+    from .model_entries import local_file
 
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
@@ -488,7 +489,7 @@ def model_takes_hints(name_or_path) -> bool:
             if entry.extra.get("hints"):
                 return True
             arch = entry.arch
-            local = registry._local_file(entry)
+            local = local_file(entry)
             path = local if local is not None else None
         if path is not None:
             meta = checkpoint.read_metadata(path)

@@ -1,9 +1,11 @@
 """Model names -> architectures, configs and weights.
 
-The table of **named models** (:class:`PretrainedModel`), each entry one line: a
-bundled file under ``weights/``, a URL with its sha256 fetched by pooch into the
-user cache, or a local path registered by the user (:func:`register_model`,
-optionally persisted). The architecture table lives below this module and
+The table of **named models** (:class:`PretrainedModel`, defined in
+:mod:`napari_colorize.model_entries`), each entry one line: a bundled file under
+``weights/``, a URL with its sha256 fetched by pooch into the user cache
+(:mod:`napari_colorize.downloads`), or a local path registered by the user
+(:func:`register_model`, optionally persisted by :mod:`napari_colorize.user_models`).
+The architecture table lives below this module and
 :mod:`napari_colorize.checkpoint`, in :mod:`napari_colorize.models.architectures`;
 its functions (:func:`build_model`, :func:`architectures`, ...) are re-exported here.
 
@@ -13,32 +15,34 @@ ready model in eval mode.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
-import json
 import os
 import re
-import sys
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import cache_files as _cache
 from . import cards as _cards
 from . import checkpoint as _ckpt
-from .errors import CheckpointError, DownloadError, UnknownModelError
+from .downloads import convert_state, resolve_entry
+from .errors import CheckpointError, UnknownModelError
+from .model_entries import WEIGHTS_DIR, PretrainedModel, cache_dir, local_file
 from .model_size import check_model_size
 from .models.architectures import (
     architecture_entry,
     architectures,
     build_model,
     describe_architectures,
-    import_string,
     matching_architectures,
     register_architecture,
+)
+from .user_models import (
+    read_user_file,
+    reload_user_models,
+    user_entries,
+    user_models_file,
+    write_user_file,
 )
 
 __all__ = [
@@ -66,64 +70,9 @@ __all__ = [
     "user_models_file",
 ]
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-CACHE_ENV = "NAPARI_COLORIZE_CACHE"
-DATA_ENV = "NAPARI_COLORIZE_DATA"
-_APP = "napari-colorize"
 _M = "napari_colorize.models"
 
 # ----------------------------------------------------------------- named models
-
-
-@dataclass(frozen=True)
-class PretrainedModel:
-    """A named model: an architecture plus where its weights come from.
-
-    Attributes
-    ----------
-    name : str
-    arch : str
-        Architecture name; for bundled and user files the file's own metadata wins.
-    description : str
-    source : {"bundled", "url", "path"}
-    filename : str
-        File name under ``weights/`` (bundled), in the cache (url), or the full
-        path (path).
-    url, sha256, size : optional
-        Download location, its sha256 (hex) and size in bytes (url).
-    sha256_prefix : str, optional
-        For published files whose full sha256 is not known, only the leading hex
-        digits (as torchvision names its files, ``name-<prefix>.pth``): the file is
-        downloaded to a temporary name and kept only if its sha256 starts so.
-    convert : str or callable, optional
-        ``"module:function"`` turning a foreign state dict (``.pth``) into this
-        package's layout: ``convert(state_dict) -> state_dict``. Applied once;
-        the result is cached as a safetensors checkpoint next to the download.
-    config : dict
-        Architecture config for foreign files that carry none.
-    data : object
-        What it was trained on, for listing before the file is present.
-    extra : dict
-        Stored in the converted checkpoint's ``extra`` (``chroma_size``, ``hints``).
-    card : dict
-        What the file does not say, for its card (see :func:`napari_colorize.cards.build_card`:
-        ``purpose``, ``image_size``, ``input``, ``lightness``, ...).
-    """
-
-    name: str
-    arch: str
-    description: str = ""
-    source: str = "bundled"
-    filename: str = ""
-    url: str | None = None
-    sha256: str | None = None
-    size: int | None = None
-    sha256_prefix: str | None = None
-    convert: str | Callable | None = None
-    config: dict = field(default_factory=dict)
-    data: Any = None
-    extra: dict = field(default_factory=dict)
-    card: dict = field(default_factory=dict)
 
 
 #: Bundled checkpoints under ``weights/<name>.safetensors``: name -> (arch, description).
@@ -206,7 +155,6 @@ _PRETRAINED: dict[str, PretrainedModel] = {
     },
     **{m.name: m for m in _DOWNLOADS},
 }
-_user_models: dict[str, PretrainedModel] | None = None
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -221,88 +169,8 @@ def register_pretrained(entry: PretrainedModel, *, replace: bool = False) -> Non
     _PRETRAINED[entry.name] = entry
 
 
-def cache_dir() -> Path:
-    """Where downloads go: ``$NAPARI_COLORIZE_CACHE`` or the platform's user cache dir."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(_APP))
-
-
-def _data_dir() -> Path:
-    env = os.environ.get(DATA_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(_APP))
-
-
-def user_models_file() -> Path:
-    """The JSON file holding the models registered with ``persist=True``.
-
-    Under ``platformdirs.user_data_dir("napari-colorize")`` (or ``$NAPARI_COLORIZE_DATA``).
-    """
-    return _data_dir() / "models.json"
-
-
-def _read_user_file() -> dict:
-    path = user_models_file()
-    if not path.exists():
-        return {}
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-        models = content["models"]
-        if not isinstance(models, dict):
-            raise TypeError("'models' is not an object")
-        return models
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        warnings.warn(
-            f"ignoring the registered models in {path}: the file cannot be read ({exc}); "
-            "delete or fix it",
-            stacklevel=3,
-        )
-        return {}
-
-
-def _write_user_file(models: dict) -> None:
-    text = json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True)
-    _ckpt.atomic_write(user_models_file(), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def reload_user_models() -> None:
-    """Read the persisted user models again (done automatically on first use)."""
-    global _user_models
-    loaded = {}
-    for name, info in _read_user_file().items():
-        try:
-            path = Path(info["path"])
-            description = str(info.get("description", ""))
-        except (KeyError, TypeError):
-            warnings.warn(f"ignoring the malformed registered model {name!r}", stacklevel=2)
-            continue
-        if not path.is_file():
-            warnings.warn(
-                f"registered model {name!r} points to {str(path)!r}, which no longer exists; "
-                f"skipped. Register it again, or remove it with "
-                f"napari_colorize.registry.unregister_model({name!r})",
-                stacklevel=2,
-            )
-            continue
-        loaded[name] = PretrainedModel(name, "", description, "path", str(path))
-    _user_models = loaded
-
-
-def _users() -> dict[str, PretrainedModel]:
-    if _user_models is None:
-        reload_user_models()
-    return _user_models  # type: ignore[return-value]
-
-
 def _entries() -> dict[str, PretrainedModel]:
-    return {**_PRETRAINED, **_users()}
+    return {**_PRETRAINED, **user_entries()}
 
 
 def register_model(name: str, path, *, description: str = "", persist: bool = False) -> None:
@@ -341,20 +209,20 @@ def register_model(name: str, path, *, description: str = "", persist: bool = Fa
             f"{str(path)!r} is a plain PyTorch state dict with no architecture; save it as "
             "a checkpoint first (napari_colorize.checkpoint.save_checkpoint(..., arch=...))"
         )
-    _users()[name] = PretrainedModel(name, meta.arch, description, "path", str(path))
+    user_entries()[name] = PretrainedModel(name, meta.arch, description, "path", str(path))
     if persist:
-        models = _read_user_file()
+        models = read_user_file()
         models[name] = {"path": str(path), "description": description}
-        _write_user_file(models)
+        write_user_file(models)
 
 
 def unregister_model(name: str, *, persist: bool = True) -> None:
     """Forget a user model (and, with ``persist``, remove it from the user models file)."""
-    _users().pop(name, None)
+    user_entries().pop(name, None)
     if persist:
-        models = _read_user_file()
+        models = read_user_file()
         if models.pop(name, None) is not None:
-            _write_user_file(models)
+            write_user_file(models)
 
 
 def model_names() -> list[str]:
@@ -381,31 +249,7 @@ def get_model(name: str) -> PretrainedModel:
 
 
 def _available_or_fetchable(entry: PretrainedModel) -> bool:
-    return entry.source == "url" or _local_file(entry) is not None
-
-
-def _converted_path(entry: PretrainedModel) -> Path:
-    return cache_dir() / (Path(entry.filename).stem + ".safetensors")
-
-
-def _local_file(entry: PretrainedModel) -> Path | None:
-    """The file of an entry if it is on this machine now (no download, no hashing)."""
-    if entry.source == "bundled":
-        path = WEIGHTS_DIR / entry.filename
-    elif entry.source == "path":
-        path = Path(entry.filename)
-    else:
-        if _needs_conversion(entry):
-            path = _converted_path(entry)
-        else:
-            path = cache_dir() / entry.filename
-            if entry.size is not None and path.is_file() and path.stat().st_size != entry.size:
-                return None
-    return path if path.is_file() else None
-
-
-def _needs_conversion(entry: PretrainedModel) -> bool:
-    return Path(entry.filename).suffix.lower() in _ckpt.TORCH_SUFFIXES
+    return entry.source == "url" or local_file(entry) is not None
 
 
 def list_models() -> list[dict]:
@@ -424,7 +268,7 @@ def list_models() -> list[dict]:
     """
     rows = []
     for entry in _entries().values():
-        local = _local_file(entry)
+        local = local_file(entry)
         if entry.source == "bundled" and local is None:
             continue
         extra = entry.extra
@@ -503,209 +347,6 @@ def model_card(name: str) -> dict:
     )  # fmt: skip
 
 
-# ----------------------------------------------------------------- weights
-
-
-class _Progress:
-    """The progress-bar object pooch drives (``total``, ``update``, ``reset``, ``close``).
-
-    Forwards to the ``progress`` callback and, when ``bar`` is true, to a tqdm bar
-    that is only created once the download has started (so a failed connection
-    prints no empty bar).
-    """
-
-    def __init__(self, callback, bar: bool):
-        self.callback = callback
-        self.want_bar = bar
-        self.bar = None
-        self.done = 0
-        self._total = None
-
-    @property
-    def total(self):
-        return self._total
-
-    @total.setter
-    def total(self, value):
-        self._total = value
-        if self.want_bar and self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=value, unit="B", unit_scale=True, leave=True, file=sys.stderr)
-
-    def update(self, n: int) -> None:
-        # pooch counts whole chunks, so the last one overshoots
-        self.done = min(self.done + n, self._total) if self._total else self.done + n
-        if self.bar is not None:
-            self.bar.n = self.done
-            self.bar.refresh()
-        if self.callback is not None:
-            self.callback(self.done, self._total or None)
-
-    def reset(self) -> None:
-        self.done = 0
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _offline_advice(entry: PretrainedModel, target: Path) -> str:
-    digest = entry.sha256 or f"starting with {entry.sha256_prefix}"
-    by_path = (
-        "load it by path: `napari-colorize colorize --model PATH ...` / "
-        "napari_colorize.registry.load_model(PATH)"
-    )
-    if not _cache.writable(target.parent):  # copying it there is no advice then
-        return (
-            f"{_cache.read_only_advice(target.parent)}, or fetch {entry.url} "
-            f"(sha256 {digest}) into any folder and {by_path}"
-        )
-    return (
-        f"If this computer is offline, fetch {entry.url} on another one "
-        f"(sha256 {digest}), then either copy it to {str(target)!r} or {by_path}"
-    )
-
-
-def _download_failed(entry: PretrainedModel, target: Path, exc: Exception) -> DownloadError:
-    what = f"could not download the weights of model {entry.name!r} from {entry.url}"
-    if not _cache.writable(target.parent):  # the reason, in the first sentence
-        return DownloadError(f"{what}: {_offline_advice(entry, target)}")
-    return DownloadError(f"{what} ({type(exc).__name__}: {exc}). {_offline_advice(entry, target)}")
-
-
-def _download(entry: PretrainedModel, progress, progressbar: bool) -> Path:
-    import pooch
-    import requests
-
-    if entry.sha256 is None and entry.sha256_prefix:
-        return _download_prefix(entry, progress, progressbar)
-
-    folder = cache_dir()
-    target = folder / entry.filename
-    use_bar = progressbar and not (target.is_file() and target.stat().st_size == entry.size)
-    bar = _Progress(progress, use_bar) if (progress is not None or use_bar) else False
-    downloader = None
-    if entry.url.startswith(("http://", "https://")):
-        downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60)
-    try:
-        got = pooch.retrieve(
-            entry.url,
-            known_hash=f"sha256:{entry.sha256}",
-            fname=entry.filename,
-            path=folder,
-            downloader=downloader,
-            progressbar=bar,
-        )
-    except ValueError as exc:  # pooch: hash mismatch (its temp file is already gone)
-        _remove_if_bad(target, entry.sha256)
-        raise DownloadError(
-            f"the download of model {entry.name!r} from {entry.url} does not have the expected "
-            f"sha256 {entry.sha256}; it was refused and nothing was kept ({exc}). "
-            + _offline_advice(entry, target)
-        ) from exc
-    except (requests.RequestException, OSError) as exc:
-        _remove_if_bad(target, entry.sha256)
-        raise _download_failed(entry, target, exc) from exc
-    finally:
-        if bar:
-            bar.close()
-    _cache.apply_umask(got)  # pooch's temporary (mkstemp) was private
-    return Path(got)
-
-
-def _download_prefix(entry: PretrainedModel, progress, progressbar: bool) -> Path:
-    """Download a file known only by a prefix of its sha256 (see ``PretrainedModel``)."""
-    import pooch
-    import requests
-
-    prefix = entry.sha256_prefix.lower()
-    folder = cache_dir()
-    target = folder / entry.filename
-    if target.is_file():
-        if pooch.file_hash(str(target)).startswith(prefix):
-            return target
-        with contextlib.suppress(OSError):
-            target.unlink()
-    if not _cache.writable(folder):
-        raise _download_failed(entry, target, PermissionError(f"{folder} is read-only"))
-    part = folder / f".{entry.filename}.{os.getpid()}.part"
-    bar = _Progress(progress, progressbar) if (progress is not None or progressbar) else False
-    try:
-        if entry.url.startswith(("http://", "https://")):
-            downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60)
-        else:
-            downloader = pooch.choose_downloader(entry.url)
-        downloader(entry.url, str(part), None)
-        digest = pooch.file_hash(str(part))
-        if not digest.startswith(prefix):
-            raise DownloadError(
-                f"the download of model {entry.name!r} from {entry.url} has sha256 {digest}, "
-                f"which does not start with the published {entry.sha256_prefix}; it was "
-                "refused and nothing was kept. " + _offline_advice(entry, target)
-            )
-        _cache.apply_umask(part)
-        os.replace(part, target)
-    except DownloadError:
-        raise
-    except (requests.RequestException, OSError, ValueError) as exc:
-        raise _download_failed(entry, target, exc) from exc
-    finally:
-        if bar:
-            bar.close()
-        with contextlib.suppress(OSError):
-            part.unlink()
-    return target
-
-
-def _sha256(path: Path) -> str:
-    import pooch
-
-    return pooch.file_hash(str(path))
-
-
-def _remove_if_bad(path: Path, sha256: str) -> None:
-    import pooch
-
-    with contextlib.suppress(OSError):
-        if path.is_file() and pooch.file_hash(str(path)) != sha256:
-            path.unlink()
-
-
-def _convert(entry: PretrainedModel, state: dict) -> dict:
-    if entry.convert is None:
-        return state
-    fn = import_string(entry.convert, f"model {entry.name!r}")
-    return fn(state)
-
-
-def _convert_download(entry: PretrainedModel, raw: Path) -> Path:
-    out = _converted_path(entry)
-    state = _convert(entry, _ckpt.load_torch_state(raw))
-    if not _cache.writable(out.parent):
-        raise DownloadError(
-            f"cannot store the converted weights of model {entry.name!r}: "
-            f"{_cache.read_only_advice(out.parent)}; or load {raw} by path"
-        )
-    _ckpt.save_checkpoint(
-        out,
-        state,
-        arch=entry.arch,
-        config=entry.config,
-        data=entry.data,
-        extra={
-            **entry.extra,
-            "description": entry.description,
-            "source": {
-                "url": entry.url,
-                "sha256": entry.sha256 or _sha256(raw),
-                "file": entry.filename,
-            },
-        },
-    )
-    return out
-
-
 def resolve_weights(name: str, *, progress=None, progressbar: bool = True) -> Path:
     """The local checkpoint file of a named model, downloading it if needed.
 
@@ -734,30 +375,7 @@ def resolve_weights(name: str, *, progress=None, progressbar: bool = True) -> Pa
     FileNotFoundError
         A bundled or user file that is missing.
     """
-    entry = get_model(name)
-    if entry.source == "bundled":
-        path = WEIGHTS_DIR / entry.filename
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"the bundled weights of model {name!r} ({str(path)!r}) are not in this "
-                "installation; upgrade or reinstall napari-colorize"
-            )
-        return path
-    if entry.source == "path":
-        path = Path(entry.filename)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"model {name!r} points to {str(path)!r}, which no longer exists; register "
-                f"the file again or unregister_model({name!r})"
-            )
-        return path
-    _cache.remove_stale_temporaries(cache_dir())  # left by killed downloads
-    if _needs_conversion(entry):
-        converted = _converted_path(entry)
-        if _cache.cached_and_readable(converted, _ckpt.read_metadata):
-            return converted
-        return _convert_download(entry, _download(entry, progress, progressbar))
-    return _download(entry, progress, progressbar)
+    return resolve_entry(get_model(name), progress=progress, progressbar=progressbar)
 
 
 def needs_download(name_or_path) -> bool:
@@ -770,7 +388,7 @@ def needs_download(name_or_path) -> bool:
     if name not in model_names():
         return False
     entry = get_model(name)
-    return entry.source == "url" and _local_file(entry) is None
+    return entry.source == "url" and local_file(entry) is None
 
 
 @dataclass(frozen=True)
@@ -899,7 +517,7 @@ def load_model(
     if meta.arch is None:
         entry = _published_entry_for(path) if arch is None else None
         if entry is not None:
-            state = _convert(entry, state)
+            state = convert_state(entry, state)
             meta = dataclasses.replace(
                 meta, arch=entry.arch, config=dict(entry.config), data=entry.data,
                 extra=dict(entry.extra),

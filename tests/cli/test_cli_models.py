@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_colorize import registry
+from napari_colorize import registry, user_models
 from napari_colorize.checkpoint import save_checkpoint
 from napari_colorize.cli import main
 
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
 

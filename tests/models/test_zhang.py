@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from napari_colorize import registry
+from napari_colorize import registry, user_models
 from napari_colorize.color import AB_SCALE
 from napari_colorize.errors import CheckpointError, DownloadError
 from napari_colorize.models.hint_format import check_hints, empty_hints
@@ -323,7 +323,7 @@ def published_eccv16_file(tmp_path_factory):
 def served(published_eccv16_file, monkeypatch, tmp_path):
     """Serve the file's folder on 127.0.0.1; private registry tables and cache."""
     monkeypatch.setattr(registry, "_PRETRAINED", dict(registry._PRETRAINED))
-    monkeypatch.setattr(registry, "_user_models", None)
+    monkeypatch.setattr(user_models, "_user_models", None)
     monkeypatch.setenv("NAPARI_COLORIZE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path / "data"))
     for var in ("NO_PROXY", "no_proxy"):
