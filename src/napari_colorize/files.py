@@ -253,16 +253,9 @@ def colorize_file(
         )
 
     def drive(out):
-        events = colorizer.run(array, out)
-        while True:
-            try:
-                event = next(events)
-            except StopIteration:
-                break
-            if progress is not None:
-                progress(event)
-        if colorizer.stopped:
-            raise KeyboardInterrupt
+        from .inference.progress import run_reporting
+
+        run_reporting(colorizer, array, out, progress)
 
     if suffix in TIFF_SUFFIXES:
 

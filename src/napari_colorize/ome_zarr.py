@@ -291,16 +291,9 @@ def _about(about: Mapping | None) -> dict:
 
 
 def _drive(colorizer, array, view, progress) -> None:
-    events = colorizer.run(array, view, rgb=False)
-    while True:
-        try:
-            event = next(events)
-        except StopIteration:
-            break
-        if progress is not None:
-            progress(event)
-    if colorizer.stopped:
-        raise KeyboardInterrupt
+    from .inference.progress import run_reporting
+
+    run_reporting(colorizer, array, view, progress, rgb=False)
 
 
 def colorize_ome_zarr(

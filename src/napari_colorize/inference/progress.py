@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ColorizeProgress"]
+__all__ = ["ColorizeProgress", "run_reporting"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +37,34 @@ class ColorizeProgress:
     def fraction(self) -> float:
         """``done / total`` in [0, 1]."""
         return min(1.0, self.done / self.total) if self.total else 1.0
+
+
+def run_reporting(colorizer, array, out, progress=None, **options):
+    """Run ``colorizer.run(array, out, **options)`` to its end, each event to ``progress``.
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+    array, out
+        As for :meth:`Colorizer.run <napari_colorize.inference.Colorizer.run>`.
+    progress : callable, optional
+        Called with each :class:`ColorizeProgress`.
+    **options
+        Passed to ``run`` (``rgb``, ``value_range``, ``output``).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        When the run was stopped (:meth:`Colorizer.request_stop`), so that a
+        writer discards what it wrote.
+    """
+    events = colorizer.run(array, out, **options)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration:
+            break
+        if progress is not None:
+            progress(event)
+    if colorizer.stopped:
+        raise KeyboardInterrupt
