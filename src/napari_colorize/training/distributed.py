@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .trainer import Trainer, _collate, _epoch_order
+from .trainer import Trainer, _epoch_order
 
 __all__ = [
     "DistributedTask",
@@ -324,22 +324,8 @@ class DistributedTrainer(Trainer):
             return {}
         if n < self.world_size:  # too few to share: every process validates all
             return super().validate()
-        self._eval_mode(False)
-        sums: dict[str, float] = {}
-        count = 0
-        try:
-            mine = list(range(self.rank, n, self.world_size))
-            for start in range(0, len(mine), self.local_batch_size):
-                items = [self.val_set[i] for i in mine[start : start + self.local_batch_size]]
-                batch = tuple(t.to(self.device) for t in _collate(items))
-                with self.ctx.autocast():
-                    values = self.task.validation_step(batch)
-                k = batch[0].shape[0]
-                for key, v in values.items():
-                    sums[key] = sums.get(key, 0.0) + float(v) * k
-                count += k
-        finally:
-            self._eval_mode(True)
+        mine = range(self.rank, n, self.world_size)
+        sums, count = self._validation_sums(mine, self.local_batch_size)
         keys = sorted(sums)
         packed = torch.tensor([sums[k] for k in keys] + [float(count)], dtype=torch.float64)
         packed = packed.to(self.device)

@@ -482,25 +482,28 @@ class Trainer:
         """Mean validation metrics (``val_loss``, ``val_delta_e``) over the validation data."""
         if self.val_set is None or len(self.val_set) == 0:
             return {}
+        sums, n = self._validation_sums(range(len(self.val_set)), self.batch_size)
+        return {f"val_{k}": v / n for k, v in sums.items()}
+
+    def _validation_sums(self, indices, batch_size: int) -> tuple[dict[str, float], int]:
+        """Item-weighted sums of the validation metrics over ``indices``, and their count."""
         self._eval_mode(False)
         sums: dict[str, float] = {}
-        n = 0
+        count = 0
+        indices = list(indices)
         try:
-            for start in range(0, len(self.val_set), self.batch_size):
-                items = [
-                    self.val_set[i]
-                    for i in range(start, min(start + self.batch_size, len(self.val_set)))
-                ]
+            for start in range(0, len(indices), batch_size):
+                items = [self.val_set[i] for i in indices[start : start + batch_size]]
                 batch = _to_device(_collate(items), self.device)
                 with self.ctx.autocast():
                     values = self.task.validation_step(batch)
                 k = batch[0].shape[0]
                 for key, v in values.items():
                     sums[key] = sums.get(key, 0.0) + float(v) * k
-                n += k
+                count += k
         finally:
             self._eval_mode(True)
-        return {f"val_{k}": v / n for k, v in sums.items()}
+        return sums, count
 
     def preview(self, index: int = 0) -> np.ndarray:
         """The current colorization (RGB uint8) of validation (else training) item ``index``."""
