@@ -81,3 +81,32 @@ def test_cli_precision(tmp_path, capsys):
         cli.main([*args, "-o", str(tmp_path / "b.png"), "--precision", "fp8"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+class _Recording(nn.Module):
+    """Records the batch size of every forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        return torch.zeros((x.shape[0], 2, *x.shape[-2:])) + self.weight
+
+
+def test_cpu_passes_hold_a_bounded_number_of_pixels():
+    small = _Recording()
+    Colorizer(small, device="cpu", chroma_size=None).colorize(np.zeros((10, 64, 64), np.uint8))
+    assert small.batches == [8, 2]  # small planes: 8 per pass as before
+    tiles = _Recording()
+    Colorizer(tiles, device="cpu", chroma_size=None, tile=512, overlap=0).colorize(
+        np.zeros((1024, 1024), np.uint8)
+    )
+    assert tiles.batches == [2, 2]  # four 512x512 tiles, two per pass
+    given = _Recording()
+    Colorizer(given, device="cpu", chroma_size=None, tile=512, overlap=0, batch_size=4).colorize(
+        np.zeros((1024, 1024), np.uint8)
+    )
+    assert given.batches == [4]  # a batch size the user gives is kept

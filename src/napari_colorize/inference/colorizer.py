@@ -24,6 +24,7 @@ from . import model_cache
 from .compose import Composer
 from .network import NetworkSteps
 from .options import (
+    CPU_BATCH_PIXELS,
     DEFAULT_CHROMA_SIZE,
     GUIDED_CHROMA_SIZE,
     GUIDED_METHODS,
@@ -92,8 +93,11 @@ class Colorizer(NetworkSteps):
         module without a checkpoint gets 256. :attr:`chroma_size` then holds
         the size for images near the training size.
     batch_size : int, optional
-        Network inputs (tiles or planes) per forward pass; default 8 on the
-        CPU, 16 on a GPU.
+        Network inputs (tiles or planes) per forward pass; default 16 on a
+        GPU, and on the CPU up to 8 but no more than :data:`CPU_BATCH_PIXELS`
+        pixels per pass (two 512x512 tiles: at full resolution larger batches
+        were slower and held 0.55 GB more at 4096², ``python -m
+        benchmarks.run --suite native``).
     hints : array or mapping of str to array, optional
         Colour hints for a hint-aware model, in the package's hint format (see
         :mod:`napari_colorize.models.hint_format`): channel-last ``(H, W, 3)`` = ab hint
@@ -234,6 +238,8 @@ class Colorizer(NetworkSteps):
         # the out-of-memory fallback lowers these for the rest of this colorizer's life
         self._tile = self.tile
         self._batch = self.batch_size
+        #: Pixels per forward pass on the CPU when the batch size was not given
+        self._batch_pixels = CPU_BATCH_PIXELS if batch_size is None and not gpu else None
         self._stop = threading.Event()
         self.stopped = False
         self._workers = Workers(torch.get_num_threads())

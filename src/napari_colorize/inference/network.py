@@ -111,7 +111,10 @@ class NetworkSteps:
             while i < len(items):
                 if self._stop.is_set():
                     return None
-                chunk = items[i : i + self._batch]
+                per_pass = self._batch  # lowered by the out-of-memory fallback
+                if self._batch_pixels is not None:
+                    per_pass = max(1, min(per_pass, self._batch_pixels // (th * tw)))
+                chunk = items[i : i + per_pass]
                 try:
                     if single:
                         b0, b1 = chunk[0][0], chunk[-1][0] + 1

@@ -13,6 +13,7 @@ from ..guided import HintPropagator, ReferenceColorizer
 from ..temporal import DEFAULT_STRENGTH
 
 __all__ = [
+    "CPU_BATCH_PIXELS",
     "DEFAULT_CHROMA_SIZE",
     "GUIDED_CHROMA_SIZE",
     "GUIDED_METHODS",
@@ -27,6 +28,8 @@ __all__ = [
 DEFAULT_CHROMA_SIZE = 256
 #: Working size of the training-free methods (a reference, hint propagation).
 GUIDED_CHROMA_SIZE = 1024
+#: Most input pixels per forward pass on the CPU by default (see ``Colorizer(batch_size=)``)
+CPU_BATCH_PIXELS = 2 * 512 * 512
 #: What ``model`` may name besides networks: the training-free methods.
 GUIDED_METHODS = ("propagate", "reference")
 
