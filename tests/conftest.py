@@ -1,5 +1,9 @@
 """Fixtures shared by the whole suite."""
 
+import functools
+import http.server
+import threading
+
 import pytest
 
 
@@ -32,3 +36,30 @@ def user_dirs(monkeypatch, tmp_path):
     for name in list(registry.model_names()):
         if registry.get_model(name).source == "path":
             registry.unregister_model(name, persist=False)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder quietly and records the paths asked for."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server for download tests: (folder served, base URL, paths requested)."""
+    root = tmp_path / "srv"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
+    )
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
+    httpd.shutdown()
+    httpd.server_close()

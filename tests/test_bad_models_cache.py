@@ -1,7 +1,6 @@
 """Bad model files, downloads and the cache: one clear message each, nothing left behind."""
 
 import errno
-import functools
 import gc
 import hashlib
 import http.server
@@ -241,30 +240,6 @@ def test_full_disk_demo_image_prints_no_exception_ignored(full_disk, capfd):
 # ------------------------------------------------------------ downloads and the cache (item 12)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
-    )
-    httpd.requests = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def _sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -462,8 +437,11 @@ def test_downloads_and_conversions_get_the_umask_permissions(published):
     assert stat.S_IMODE(converted.stat().st_mode) == 0o644
 
 
-class _StallingHandler(_Handler):
+class _StallingHandler(http.server.BaseHTTPRequestHandler):
     """Sends the headers and half the file, then stalls (a download to be killed)."""
+
+    def log_message(self, *args):
+        pass
 
     def do_GET(self):
         body = b"\0" * 200_000

@@ -1,8 +1,5 @@
-import functools
 import hashlib
-import http.server
 import socket
-import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -210,30 +207,6 @@ def test_plain_pth_needs_an_arch(tmp_path):
 
 
 # ----------------------------------------------------------------- downloads
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        super().do_GET()
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
-    )
-    httpd.requests = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def sha256(path):
