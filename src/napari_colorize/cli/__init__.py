@@ -2,8 +2,9 @@
 
 Each subcommand only parses its arguments, calls the library and prints; the
 work itself lives in the library modules. Each subcommand has a module here:
-``add(subparsers)`` declares it, ``run(args)`` runs it and returns the exit
-status.
+its docstring is the subcommand's description (``napari-colorize NAME --help``),
+``HELP`` its line in ``napari-colorize --help``, ``add_arguments(parser)``
+declares its arguments and ``run(args)`` runs it and returns the exit status.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in _COMMANDS.values():
-        command.add(sub)
+    for name, command in _COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.HELP, description=command.__doc__))
     return parser
 
 

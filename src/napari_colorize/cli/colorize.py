@@ -1,4 +1,8 @@
-"""The ``colorize`` subcommand: image files, folders and (OME-)Zarr arrays."""
+"""Colorize images, keeping their size; a multi-page tif becomes an RGB tif stack.
+
+OUT is the result file for one input, else a folder (results keep their input's name).
+Inputs and existing outputs are never overwritten without --overwrite.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,11 @@ import sys
 from ..devices import PRECISIONS
 from .common import fail
 
+HELP = "colorize image files or folders (png, jpg, tif incl. 16-bit and stacks)"
 
-def add(sub) -> None:
-    """Declare the ``colorize`` subcommand on ``sub``."""
-    p = sub.add_parser(
-        "colorize",
-        help="colorize image files or folders (png, jpg, tif incl. 16-bit and stacks)",
-        description="Colorize images, keeping their size; a multi-page tif becomes an RGB tif "
-        "stack. OUT is the result file for one input, else a folder (results keep their "
-        "input's name). Inputs and existing outputs are never overwritten without --overwrite.",
-    )
+
+def add_arguments(p) -> None:
+    """Declare the ``colorize`` subcommand's arguments on its parser ``p``."""
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument(
         "-o",

@@ -1,17 +1,15 @@
-"""The ``demo`` subcommand: napari with a colorized sample, or the files without a display."""
+"""Open napari with grayscale CryptoPunks, dock the Colorize widget and colorize them
+with the bundled model. Without a display, write the colorized sample and a side-by-side
+PNG (gray | colorized | truth) into --out instead.
+"""
 
 from __future__ import annotations
 
+HELP = "open napari with a grayscale sample and colorize it with the bundled model"
 
-def add(sub) -> None:
-    """Declare the ``demo`` subcommand on ``sub``."""
-    p = sub.add_parser(
-        "demo",
-        help="open napari with a grayscale sample and colorize it with the bundled model",
-        description="Open napari with grayscale CryptoPunks, dock the Colorize widget and "
-        "colorize them with the bundled model. Without a display, write the colorized "
-        "sample and a side-by-side PNG (gray | colorized | truth) into --out instead.",
-    )
+
+def add_arguments(p) -> None:
+    """Declare the ``demo`` subcommand's arguments on its parser ``p``."""
     p.add_argument("--model", default="beta-punks", help="model name or checkpoint file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument(

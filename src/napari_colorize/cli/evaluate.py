@@ -1,18 +1,16 @@
-"""The ``evaluate`` subcommand: score a model or a baseline on a dataset."""
+"""Predict ab from the L of each true image, recombine with the true L and report
+CIEDE2000, PSNR, SSIM, colorfulness and the ab-error AuC.
+"""
 
 from __future__ import annotations
 
 from .common import fail, write_json_atomic
 
+HELP = "score a model (or a baseline) on punks:test or a folder of images"
 
-def add(sub) -> None:
-    """Declare the ``evaluate`` subcommand on ``sub``."""
-    p = sub.add_parser(
-        "evaluate",
-        help="score a model (or a baseline) on punks:test or a folder of images",
-        description="Predict ab from the L of each true image, recombine with the true L and "
-        "report CIEDE2000, PSNR, SSIM, colorfulness and the ab-error AuC.",
-    )
+
+def add_arguments(p) -> None:
+    """Declare the ``evaluate`` subcommand's arguments on its parser ``p``."""
     p.add_argument("--model", metavar="NAME_OR_PATH", help="registered model name or checkpoint")
     p.add_argument(
         "--data",

@@ -1,18 +1,16 @@
-"""The ``export`` subcommand: a model as a bioimage.io package."""
+"""Write MODEL as a bioimage.io model package: a zip with a TorchScript graph (gray in,
+RGB out, the input's lightness kept), test tensors, a cover and the model's metrics, which
+bioimage.io tools (bioimageio.core, deepImageJ, ilastik) run without napari-colorize. Needs
+pip install 'napari-colorize[bioimageio]'.
+"""
 
 from __future__ import annotations
 
+HELP = "write a model as a bioimage.io model package"
 
-def add(sub) -> None:
-    """Declare the ``export`` subcommand on ``sub``."""
-    p = sub.add_parser(
-        "export",
-        help="write a model as a bioimage.io model package",
-        description="Write MODEL as a bioimage.io model package: a zip with a TorchScript "
-        "graph (gray in, RGB out, the input's lightness kept), test tensors, a cover and the "
-        "model's metrics, which bioimage.io tools (bioimageio.core, deepImageJ, ilastik) run "
-        "without napari-colorize. Needs pip install 'napari-colorize[bioimageio]'.",
-    )
+
+def add_arguments(p) -> None:
+    """Declare the ``export`` subcommand's arguments on its parser ``p``."""
     p.add_argument("model", metavar="MODEL", help="registered model name or checkpoint file")
     p.add_argument("--bioimageio", required=True, metavar="OUT.zip", help="package to write")
     p.add_argument("--name", help="the package's name (default: from the model)")

@@ -1,4 +1,6 @@
-"""The ``models`` subcommand: the registered models and methods with their cards."""
+"""Each model's card: what it is for, what it was trained on, its input size, its working
+size, its download size and its measured figures.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +9,11 @@ import sys
 
 from .common import finite
 
+HELP = "list the registered models with their cards"
 
-def add(sub) -> None:
-    """Declare the ``models`` subcommand on ``sub``."""
-    p = sub.add_parser(
-        "models",
-        help="list the registered models with their cards",
-        description="Each model's card: what it is for, what it was trained on, its input "
-        "size, its working size, its download size and its measured figures.",
-    )
+
+def add_arguments(p) -> None:
+    """Declare the ``models`` subcommand's arguments on its parser ``p``."""
     p.add_argument("names", nargs="*", metavar="NAME", help="only these models (or methods)")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
 

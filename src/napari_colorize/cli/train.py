@@ -1,4 +1,6 @@
-"""The ``train`` subcommand: train from a preset with a progress bar; signals stop cleanly."""
+"""Train a colorizer with a named preset; the checkpoint it writes can be used at once
+(napari-colorize colorize --model PATH) and resumed (--resume PATH).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +8,11 @@ import sys
 
 from .common import fail
 
+HELP = "train a model from a preset (alpha, beta-original, beta-punks)"
 
-def add(sub) -> None:
-    """Declare the ``train`` subcommand on ``sub``."""
-    p = sub.add_parser(
-        "train",
-        help="train a model from a preset (alpha, beta-original, beta-punks)",
-        description="Train a colorizer with a named preset; the checkpoint it writes can be "
-        "used at once (napari-colorize colorize --model PATH) and resumed (--resume PATH).",
-    )
+
+def add_arguments(p) -> None:
+    """Declare the ``train`` subcommand's arguments on its parser ``p``."""
     p.add_argument("--preset", metavar="NAME", help="a preset name (see --list)")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument("--data", metavar="SPEC", help="punks:train, folder:PATH or an image path")
@@ -46,7 +44,7 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    """Run ``train``; the exit status."""
+    """Run ``train`` with a progress bar (a signal stops it cleanly); the exit status."""
     with _one_line_warnings():
         return _train(args)
 
