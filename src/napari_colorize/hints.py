@@ -23,6 +23,7 @@ that need it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,6 +123,98 @@ def _as_sizes(sizes, n: int) -> np.ndarray:
     return s
 
 
+class PixelGrid:
+    """An image layer's pixel grid: its shape and its data <-> world transforms."""
+
+    def __init__(self, image_shape, scale, translate, matrix):
+        shape = tuple(int(n) for n in image_shape)
+        if len(shape) < 2 or min(shape) < 1:
+            raise ValueError(f"the image shape must be (H, W) or leading + (H, W), got {shape}")
+        self.shape = shape
+        self.ndim = nd = len(shape)
+        self.to_world = data_to_world_matrix(nd, scale, translate, matrix)
+        try:
+            self.to_data = np.linalg.inv(self.to_world)
+        except np.linalg.LinAlgError:
+            raise ValueError("the image layer's transform cannot be inverted") from None
+        lin = self.to_world[nd - 2 : nd, nd - 2 : nd]
+        #: squared world length of a pixel offset d (row, col) is d @ gram @ d
+        self.gram = lin.T @ lin
+        #: half-extent in pixels, per spatial axis, of a world distance of 1
+        self.pixels_per_world = np.sqrt(np.clip(np.diag(np.linalg.pinv(self.gram)), 0.0, None))
+
+    def to_pixels(self, world: np.ndarray) -> np.ndarray:
+        """``(N, ndim)`` world coordinates in the image's data (pixel) coordinates."""
+        nd = self.ndim
+        return world @ self.to_data[:nd, :nd].T + self.to_data[:nd, nd]
+
+    def plane_range(self, lo, hi) -> list[tuple[int, ...]]:
+        """Planes whose indices lie between ``lo`` and ``hi`` (inclusive), within the stack."""
+        ranges = [range(max(0, a), min(n - 1, b) + 1) for a, b, n in zip(lo, hi, self.shape[:-2])]
+        return list(itertools.product(*ranges))
+
+
+# ------------------------------------------------------------------ hint sources
+
+
+class PlaneHints:
+    """Hints on one image layer's pixel grid, made plane by plane.
+
+    The base of :class:`PointHints`, :class:`~napari_colorize.scribbles.ShapeHints`
+    and :class:`~napari_colorize.scribbles.LabelHints` (each a :class:`HintSource`):
+    a subclass paints one plane's hints into a zeroed map in ``_paint_plane(index,
+    out)`` and lists the planes that hold hints in ``planes``.
+    """
+
+    def __init__(self, grid: PixelGrid):
+        self._grid = grid
+        self.image_shape = grid.shape
+        self.leading_shape = grid.shape[:-2]
+        self.spatial_shape = grid.shape[-2:]
+
+    def _index(self, index) -> tuple[int, ...]:
+        index = tuple(int(i) for i in np.atleast_1d(index)) if len(index) else ()
+        if len(index) != len(self.leading_shape) or not all(
+            0 <= i < n for i, n in zip(index, self.leading_shape)
+        ):
+            raise ValueError(
+                f"a plane of an image of shape {self.image_shape} has {len(self.leading_shape)} "
+                f"index value(s) within {self.leading_shape}, got {index}"
+            )
+        return index
+
+    def plane(self, index: Sequence[int] = (), out: np.ndarray | None = None) -> np.ndarray:
+        """The hint map of one plane: float32 ``(H, W, 3)`` in the package's hint format.
+
+        Parameters
+        ----------
+        index : tuple of int
+            The plane's index along the leading axes; ``()`` for a 2D image.
+        out : numpy.ndarray, optional
+            ``(H, W, 3)`` float32 to write into (it is zeroed first).
+
+        Raises
+        ------
+        ValueError
+            ``index`` is not a plane of the image, or (labels) a label on the
+            plane has no colour.
+        """
+        index = self._index(index)
+        if out is None:
+            out = np.zeros((*self.spatial_shape, HINT_CHANNELS), dtype=np.float32)
+        else:
+            out[...] = 0.0
+        self._paint_plane(index, out)
+        return out
+
+    def _paint_plane(self, index: tuple[int, ...], out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def stack(self) -> HintStack:
+        """All planes, made lazily (what :class:`~.inference.Colorizer` takes for a stack)."""
+        return HintStack(self)
+
+
 # ------------------------------------------------------------------ points -> hints
 
 
@@ -134,7 +227,7 @@ class _Disc:
     ab: np.ndarray  # (2,) ab_to_net units
 
 
-class PointHints:
+class PointHints(PlaneHints):
     """Points in world coordinates, placed on the pixel grid of one image layer.
 
     Each point paints a disc of its colour's ab (mask 1) around its position:
@@ -172,13 +265,9 @@ class PointHints:
     def __init__(
         self, points, colors, sizes, image_shape, *, scale=None, translate=None, matrix=None
     ):
-        shape = tuple(int(n) for n in image_shape)
-        if len(shape) < 2 or min(shape) < 1:
-            raise ValueError(f"the image shape must be (H, W) or leading + (H, W), got {shape}")
-        ndim = len(shape)
-        self.image_shape = shape
-        self.leading_shape = shape[:-2]
-        self.spatial_shape = shape[-2:]
+        grid = PixelGrid(image_shape, scale, translate, matrix)
+        super().__init__(grid)
+        ndim = grid.ndim
         pts = np.asarray(points, dtype=float)
         if pts.size == 0:
             pts = pts.reshape(0, ndim)
@@ -191,16 +280,8 @@ class PointHints:
         n = pts.shape[0]
         colors = _as_colors(colors, n)
         sizes = _as_sizes(sizes, n)
-        to_world = data_to_world_matrix(ndim, scale, translate, matrix)
-        try:
-            to_data = np.linalg.inv(to_world)
-        except np.linalg.LinAlgError:
-            raise ValueError("the image layer's transform cannot be inverted") from None
-        data = pts @ to_data[:ndim, :ndim].T + to_data[:ndim, ndim]
+        data = grid.to_pixels(pts)
         ab = rgb_to_lab(colors)[:, 1:] / AB_SCALE if n else np.zeros((0, 2))
-        # a pixel offset d (data units, spatial axes) spans world offset L d
-        lin = to_world[ndim - 2 : ndim, ndim - 2 : ndim]
-        gram = lin.T @ lin
         self.discs: list[_Disc] = []
         self.n_ignored = 0
         h, w = self.spatial_shape
@@ -217,8 +298,8 @@ class PointHints:
                 continue
             radius = sizes[i] / 2.0
             if radius > 0:
-                quad = gram / radius**2
-                half = radius * np.sqrt(np.clip(np.diag(np.linalg.pinv(gram)), 0.0, None))
+                quad = grid.gram / radius**2
+                half = radius * grid.pixels_per_world
             else:
                 quad, half = np.zeros((2, 2)), np.zeros(2)
             self.discs.append(_Disc(plane, center, half, quad, ab[i].astype(np.float32)))
@@ -231,35 +312,10 @@ class PointHints:
         """The planes (leading indices) that hold at least one hint."""
         return {d.plane for d in self.discs}
 
-    def plane(self, index: Sequence[int] = (), out: np.ndarray | None = None) -> np.ndarray:
-        """The hint map of one plane: float32 ``(H, W, 3)`` in the package's hint format.
-
-        Parameters
-        ----------
-        index : tuple of int
-            The plane's index along the leading axes; ``()`` for a 2D image.
-        out : numpy.ndarray, optional
-            ``(H, W, 3)`` float32 to write into (it is zeroed first).
-        """
-        index = tuple(int(i) for i in np.atleast_1d(index)) if len(index) else ()
-        if len(index) != len(self.leading_shape):
-            raise ValueError(
-                f"a plane of an image of shape {self.image_shape} has {len(self.leading_shape)} "
-                f"index value(s), got {index}"
-            )
-        h, w = self.spatial_shape
-        if out is None:
-            out = np.zeros((h, w, HINT_CHANNELS), dtype=np.float32)
-        else:
-            out[...] = 0.0
+    def _paint_plane(self, index: tuple[int, ...], out: np.ndarray) -> None:
         for disc in self.discs:
             if disc.plane == index:
                 _paint(out, disc)
-        return out
-
-    def stack(self) -> HintStack:
-        """All planes, made lazily (what :class:`~.inference.Colorizer` takes for a stack)."""
-        return HintStack(self)
 
 
 def _paint(out: np.ndarray, disc: _Disc) -> None:

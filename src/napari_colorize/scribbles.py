@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .color import AB_SCALE, rgb_to_lab
-from .hints import HintStack, data_to_world_matrix
+from .hints import PixelGrid, PlaneHints, data_to_world_matrix
 from .models.hint_format import HINT_CHANNELS
 
 __all__ = ["SHAPE_TYPES", "LabelHints", "ShapeHints"]
@@ -84,67 +84,6 @@ def _hint_rows(rgba: np.ndarray) -> np.ndarray:
     return rows
 
 
-class _Grid:
-    """An image layer's pixel grid: its shape and its data <-> world transforms."""
-
-    def __init__(self, image_shape, scale, translate, matrix):
-        shape = tuple(int(n) for n in image_shape)
-        if len(shape) < 2 or min(shape) < 1:
-            raise ValueError(f"the image shape must be (H, W) or leading + (H, W), got {shape}")
-        self.shape = shape
-        self.ndim = nd = len(shape)
-        self.to_world = data_to_world_matrix(nd, scale, translate, matrix)
-        try:
-            self.to_data = np.linalg.inv(self.to_world)
-        except np.linalg.LinAlgError:
-            raise ValueError("the image layer's transform cannot be inverted") from None
-        lin = self.to_world[nd - 2 : nd, nd - 2 : nd]
-        #: squared world length of a pixel offset d (row, col) is d @ gram @ d
-        self.gram = lin.T @ lin
-        #: half-extent in pixels, per spatial axis, of a world distance of 1
-        self.pixels_per_world = np.sqrt(np.clip(np.diag(np.linalg.pinv(self.gram)), 0.0, None))
-
-    def to_pixels(self, world: np.ndarray) -> np.ndarray:
-        nd = self.ndim
-        return world @ self.to_data[:nd, :nd].T + self.to_data[:nd, nd]
-
-    def plane_range(self, lo, hi) -> list[tuple[int, ...]]:
-        """Planes whose indices lie between ``lo`` and ``hi`` (inclusive), within the stack."""
-        ranges = [range(max(0, a), min(n - 1, b) + 1) for a, b, n in zip(lo, hi, self.shape[:-2])]
-        return list(itertools.product(*ranges))
-
-
-class _PlaneHints:
-    """What every hint source shares: the image's shape, plane indices, the lazy stack."""
-
-    def __init__(self, grid: _Grid):
-        self._grid = grid
-        self.image_shape = grid.shape
-        self.leading_shape = grid.shape[:-2]
-        self.spatial_shape = grid.shape[-2:]
-
-    def _index(self, index) -> tuple[int, ...]:
-        index = tuple(int(i) for i in np.atleast_1d(index)) if len(index) else ()
-        if len(index) != len(self.leading_shape) or not all(
-            0 <= i < n for i, n in zip(index, self.leading_shape)
-        ):
-            raise ValueError(
-                f"a plane of an image of shape {self.image_shape} has {len(self.leading_shape)} "
-                f"index value(s) within {self.leading_shape}, got {index}"
-            )
-        return index
-
-    def _blank(self, out: np.ndarray | None) -> np.ndarray:
-        if out is None:
-            return np.zeros((*self.spatial_shape, HINT_CHANNELS), dtype=np.float32)
-        out[...] = 0.0
-        return out
-
-    def stack(self) -> HintStack:
-        """All planes, made lazily (what :class:`~.inference.Colorizer` takes for a stack)."""
-        return HintStack(self)
-
-
 # ------------------------------------------------------------------ shapes
 
 
@@ -185,7 +124,7 @@ def _check_vertices(v: np.ndarray, shape_type: str, i: int) -> np.ndarray:
     return v
 
 
-class ShapeHints(_PlaneHints):
+class ShapeHints(PlaneHints):
     """Shapes in world coordinates, as colour hints on the pixel grid of one image layer.
 
     A closed shape (``polygon``, ``rectangle``, ``ellipse``) paints its face
@@ -251,7 +190,7 @@ class ShapeHints(_PlaneHints):
         translate=None,
         matrix=None,
     ):
-        grid = _Grid(image_shape, scale, translate, matrix)
+        grid = PixelGrid(image_shape, scale, translate, matrix)
         super().__init__(grid)
         if isinstance(shapes, np.ndarray) and shapes.ndim == 2:
             shapes = [shapes]  # one shape
@@ -321,21 +260,10 @@ class ShapeHints(_PlaneHints):
         """The planes (leading indices) that hold at least one shape."""
         return {p for m in self.marks for p in self._grid.plane_range(m.lo, m.hi)}
 
-    def plane(self, index: Sequence[int] = (), out: np.ndarray | None = None) -> np.ndarray:
-        """The hint map of one plane: float32 ``(H, W, 3)`` in the package's hint format.
-
-        Parameters
-        ----------
-        index : tuple of int
-            The plane's index along the leading axes; ``()`` for a 2D image.
-        out : numpy.ndarray, optional
-            ``(H, W, 3)`` float32 to write into (it is zeroed first).
-        """
-        index, out = self._index(index), self._blank(out)
+    def _paint_plane(self, index: tuple[int, ...], out: np.ndarray) -> None:
         for mark in self.marks:
             if all(a <= i <= b for a, i, b in zip(mark.lo, index, mark.hi)):
                 self._paint(out, mark)
-        return out
 
     def _paint(self, out: np.ndarray, mark: _Mark) -> None:
         if mark.kind == "stroke":
@@ -385,7 +313,7 @@ def _ellipse(shape, corners):
     return (rr + y0, cc + x0) if len(rr) else None
 
 
-def _stroke(out, points, closed, radius, grid: _Grid, hint) -> None:
+def _stroke(out, points, closed, radius, grid: PixelGrid, hint) -> None:
     """Paint the pixels within ``radius`` (world units) of a polyline, and the line itself.
 
     Distances are measured in world units, so a stroke keeps its width on
@@ -464,7 +392,7 @@ def _label_colors(colors) -> Callable[[np.ndarray], np.ndarray]:
     return index
 
 
-class LabelHints(_PlaneHints):
+class LabelHints(PlaneHints):
     """A labels array as colour hints on the pixel grid of one image layer.
 
     Every pixel of a label other than 0 hints that label's colour (a
@@ -516,7 +444,7 @@ class LabelHints(_PlaneHints):
         labels_translate=None,
         labels_matrix=None,
     ):
-        grid = _Grid(image_shape, scale, translate, matrix)
+        grid = PixelGrid(image_shape, scale, translate, matrix)
         super().__init__(grid)
         if not hasattr(labels, "shape") or not hasattr(labels, "dtype"):
             labels = np.asarray(labels)
@@ -576,26 +504,11 @@ class LabelHints(_PlaneHints):
             out[r0 : r0 + rows.shape[1]][valid] = block[tuple(at - low[:, None])]
         return out
 
-    def plane(self, index: Sequence[int] = (), out: np.ndarray | None = None) -> np.ndarray:
-        """The hint map of one plane: float32 ``(H, W, 3)`` in the package's hint format.
-
-        Parameters
-        ----------
-        index : tuple of int
-            The plane's index along the leading axes; ``()`` for a 2D image.
-        out : numpy.ndarray, optional
-            ``(H, W, 3)`` float32 to write into (it is zeroed first).
-
-        Raises
-        ------
-        ValueError
-            A label on the plane has no colour in ``colors``.
-        """
-        index, out = self._index(index), self._blank(out)
+    def _paint_plane(self, index: tuple[int, ...], out: np.ndarray) -> None:
         values = self.labels_on_grid(index).astype(np.int64, copy=False)
         low, high = int(values.min()), int(values.max())
         if low == high == 0:
-            return out
+            return
         if low >= 0 and high < _DENSE_LABELS:
             present = np.zeros(high + 1, dtype=bool)
             present[values.ravel()] = True
@@ -609,4 +522,3 @@ class LabelHints(_PlaneHints):
             rows = _hint_rows(self._colors(ids))
             rows[ids == 0] = 0.0
             out[...] = rows[inverse.reshape(values.shape)]
-        return out
