@@ -184,7 +184,7 @@ def colorize_zarr(
     Returns
     -------
     Path
-        ``target``.
+        ``target``, complete: written under a temporary name, then renamed.
 
     Raises
     ------

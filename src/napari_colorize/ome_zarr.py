@@ -349,7 +349,7 @@ def colorize_ome_zarr(
     Returns
     -------
     Path
-        ``target``.
+        ``target``: level 0 colorized, the lower levels averaged from it.
 
     Raises
     ------

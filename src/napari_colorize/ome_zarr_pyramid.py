@@ -292,7 +292,7 @@ def write_pyramid(
     Returns
     -------
     Path
-        ``target``.
+        ``target``, its metadata validated.
 
     Raises
     ------
