@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write
-from .errors import CheckpointError, UnknownModelError
+from .errors import CheckpointError, UnknownModelError, short_list
 from .models.architectures import architectures, matching_architectures
 from .nested_state import flatten_state, unflatten_state
 
@@ -524,12 +524,6 @@ def _shape(t) -> tuple:
     return tuple(t.shape)
 
 
-def _listing(keys, limit=5) -> str:
-    keys = list(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def load_state_into(model, state: Mapping, *, source=None, arch=None, config=None) -> None:
     """Copy ``state`` into ``model`` after checking that every key and shape fits.
 
@@ -557,13 +551,14 @@ def load_state_into(model, state: Mapping, *, source=None, arch=None, config=Non
     if missing or unexpected or mismatched:
         what = f"the weights in {str(source)!r}" if source is not None else "the weights"
         target = f"architecture {arch!r}" if arch else f"the model {type(model).__name__}"
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing key(s): {_listing(missing)}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
-        if mismatched:
-            problems.append(f"{len(mismatched)} shape mismatch(es): {_listing(mismatched, 3)}")
+        found = [
+            ("missing key(s)", missing, 5),
+            ("unexpected key(s)", unexpected, 5),
+            ("shape mismatch(es)", mismatched, 3),  # each names two shapes: fewer shown
+        ]
+        problems = [
+            f"{len(keys)} {kind}: {short_list(keys, n)}" for kind, keys, n in found if keys
+        ]
         advice = _fit_advice(state, arch)
         cfg = f" with config {json.dumps(config_to_dict(config))}" if config is not None else ""
         raise CheckpointError(f"{what} do not fit {target}{cfg}: {'; '.join(problems)}. {advice}")

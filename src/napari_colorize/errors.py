@@ -22,3 +22,14 @@ class UnknownModelError(ColorizeError, KeyError):
 
 class DownloadError(ColorizeError, OSError):
     """Weights or data could not be fetched (offline, wrong hash, server error)."""
+
+
+def short_list(names, limit: int = 5) -> str:
+    """The first ``limit`` of ``names``, comma-separated, then how many more: for messages.
+
+    >>> short_list(["a.weight", "a.bias", "b.weight"], limit=2)
+    'a.weight, a.bias and 1 more'
+    """
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

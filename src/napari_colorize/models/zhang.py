@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..color import AB_SCALE
-from ..errors import CheckpointError
+from ..errors import CheckpointError, short_list
 from .blocks import crop_to, pad_to_multiple
 from .hint_format import check_hints
 
@@ -445,11 +445,6 @@ def _layout_errors(state: Mapping, layout: Mapping) -> tuple[list, list, list]:
     return missing, unexpected, wrong
 
 
-def _listing(keys, limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
 def convert_state_dict(state: Mapping, arch: str | None = None) -> dict:
     """Check a published Zhang et al. state dict and return it in this package's layout.
 
@@ -482,7 +477,7 @@ def convert_state_dict(state: Mapping, arch: str | None = None) -> dict:
     state = _strip_prefix(state)
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"the state dict holds non-tensor entries: {_listing(bad)}")
+        raise CheckpointError(f"the state dict holds non-tensor entries: {short_list(bad, 8)}")
     candidates = [arch] if arch is not None else list(_ARCH_CLASSES)
     reports = {}
     for name in candidates:
@@ -503,13 +498,8 @@ def convert_state_dict(state: Mapping, arch: str | None = None) -> dict:
     name, (missing, unexpected, wrong) = min(
         reports.items(), key=lambda kv: sum(len(x) for x in kv[1])
     )
-    parts = []
-    if missing:
-        parts.append(f"missing keys: {_listing(missing)}")
-    if unexpected:
-        parts.append(f"unexpected keys: {_listing(unexpected)}")
-    if wrong:
-        parts.append(f"wrong shapes: {_listing(wrong)}")
+    found = {"missing keys": missing, "unexpected keys": unexpected, "wrong shapes": wrong}
+    parts = [f"{kind}: {short_list(keys, 8)}" for kind, keys in found.items() if keys]
     which = (
         f"the {name} architecture"
         if arch is not None
