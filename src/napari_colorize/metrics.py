@@ -95,6 +95,13 @@ def _check_same_shape(a: np.ndarray, b: np.ndarray, names: str) -> None:
         raise ValueError(f"{names} must have the same shape, got {a.shape} and {b.shape}")
 
 
+def _rgb01_pair(rgb_pred: np.ndarray, rgb_true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and truth as :func:`_as_rgb01` makes them, checked to have one shape."""
+    p, t = _as_rgb01(rgb_pred, "rgb_pred"), _as_rgb01(rgb_true, "rgb_true")
+    _check_same_shape(p, t, "rgb_pred and rgb_true")
+    return p, t
+
+
 def _as_mask(mask, shape: tuple[int, ...]) -> np.ndarray | None:
     """Boolean mask of the pixel shape ``shape`` (``(N, H, W)``), or None."""
     if mask is None:
@@ -179,8 +186,7 @@ def psnr(rgb_pred: np.ndarray, rgb_true: np.ndarray) -> float:
     float
         Mean PSNR in dB.
     """
-    p, t = _as_rgb01(rgb_pred, "rgb_pred"), _as_rgb01(rgb_true, "rgb_true")
-    _check_same_shape(p, t, "rgb_pred and rgb_true")
+    p, t = _rgb01_pair(rgb_pred, rgb_true)
     return float(_psnr_per_image(p, t).mean())
 
 
@@ -233,15 +239,15 @@ def ssim(rgb_pred: np.ndarray, rgb_true: np.ndarray) -> float:
     Parameters
     ----------
     rgb_pred, rgb_true : numpy.ndarray
-        ``(N, H, W, 3)`` or ``(H, W, 3)``; uint8, uint16 or float in [0, 1].
+        ``(N, H, W, 3)`` or ``(H, W, 3)``, at least 3x3 pixels; uint8, uint16 or
+        float in [0, 1].
 
     Returns
     -------
     float
         Mean SSIM (1 for identical images).
     """
-    p, t = _as_rgb01(rgb_pred, "rgb_pred"), _as_rgb01(rgb_true, "rgb_true")
-    _check_same_shape(p, t, "rgb_pred and rgb_true")
+    p, t = _rgb01_pair(rgb_pred, rgb_true)
     return float(_ssim_per_image(p, t).mean())
 
 
@@ -447,8 +453,7 @@ def score_images(rgb_pred, rgb_true, alpha=None, thresholds=AUC_THRESHOLDS) -> I
     -------
     ImageScores
     """
-    p, t = _as_rgb01(rgb_pred, "rgb_pred"), _as_rgb01(rgb_true, "rgb_true")
-    _check_same_shape(p, t, "rgb_pred and rgb_true")
+    p, t = _rgb01_pair(rgb_pred, rgb_true)
     thresholds = _check_thresholds(thresholds)
     n, h, w, _ = t.shape
     fg = _as_mask(None if alpha is None else np.asarray(alpha) > 0, (n, h, w))
