@@ -288,6 +288,28 @@ def export_bioimageio(
     return dst
 
 
+def _tensor(m, kind: str, folder: Path, *, tensor_id, description, channels, spatial):
+    """The model 0.5 description of the ``"input"`` or the ``"output"`` tensor.
+
+    Float32 images in [0, 1] with axes batch, channel (named ``channels``) and
+    ``spatial``; its test and sample files are ``test_KIND.npy`` and
+    ``sample_KIND.png`` in ``folder``.
+    """
+    descr = m.InputTensorDescr if kind == "input" else m.OutputTensorDescr
+    return descr(
+        id=tensor_id,
+        description=description,
+        axes=[
+            m.BatchAxis(),
+            m.ChannelAxis(channel_names=[m.Identifier(c) for c in channels]),
+            *spatial,
+        ],
+        test_tensor=m.FileDescr(source=folder / f"test_{kind}.npy"),
+        sample_tensor=m.FileDescr(source=folder / f"sample_{kind}.png"),
+        data=m.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+    )
+
+
 def _description(m, tmp: Path, *, name, description, meta, authors, n_parameters):
     """The model 0.5 description of the files in ``tmp``."""
     import torch
@@ -299,36 +321,27 @@ def _description(m, tmp: Path, *, name, description, meta, authors, n_parameters
 
     gray_id, rgb_id = m.TensorId("gray"), m.TensorId("rgb")
     y, x = m.AxisId("y"), m.AxisId("x")
-    inputs = [
-        m.InputTensorDescr(
-            id=gray_id,
-            description="gray values in [0, 1] (8-bit images divided by 255)",
-            axes=[
-                m.BatchAxis(),
-                m.ChannelAxis(channel_names=[m.Identifier("gray")]),
-                m.SpaceInputAxis(id=y, size=m.ParameterizedSize(min=4, step=1)),
-                m.SpaceInputAxis(id=x, size=m.ParameterizedSize(min=4, step=1)),
-            ],
-            test_tensor=m.FileDescr(source=tmp / "test_input.npy"),
-            sample_tensor=m.FileDescr(source=tmp / "sample_input.png"),
-            data=m.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
-        )
-    ]
-    outputs = [
-        m.OutputTensorDescr(
-            id=rgb_id,
-            description="sRGB in [0, 1] with the input's lightness",
-            axes=[
-                m.BatchAxis(),
-                m.ChannelAxis(channel_names=[m.Identifier(c) for c in ("red", "green", "blue")]),
-                m.SpaceOutputAxis(id=y, size=m.SizeReference(tensor_id=gray_id, axis_id=y)),
-                m.SpaceOutputAxis(id=x, size=m.SizeReference(tensor_id=gray_id, axis_id=x)),
-            ],
-            test_tensor=m.FileDescr(source=tmp / "test_output.npy"),
-            sample_tensor=m.FileDescr(source=tmp / "sample_output.png"),
-            data=m.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
-        )
-    ]
+    gray = _tensor(
+        m,
+        "input",
+        tmp,
+        tensor_id=gray_id,
+        description="gray values in [0, 1] (8-bit images divided by 255)",
+        channels=["gray"],
+        spatial=[m.SpaceInputAxis(id=a, size=m.ParameterizedSize(min=4, step=1)) for a in (y, x)],
+    )
+    rgb = _tensor(
+        m,
+        "output",
+        tmp,
+        tensor_id=rgb_id,
+        description="sRGB in [0, 1] with the input's lightness",
+        channels=["red", "green", "blue"],
+        spatial=[
+            m.SpaceOutputAxis(id=a, size=m.SizeReference(tensor_id=gray_id, axis_id=a))
+            for a in (y, x)
+        ],
+    )
     data_text = str(meta.data) if meta.data is not None else "not recorded"
     training_data = DatasetDescr(
         name=f"training data of {name}"[:128],
@@ -354,8 +367,8 @@ def _description(m, tmp: Path, *, name, description, meta, authors, n_parameters
                 m.FileDescr(source=tmp / "napari-colorize.json"),
             ],
             tags=["colorization", "image-to-image", "2d", "pytorch", "napari-colorize"],
-            inputs=inputs,
-            outputs=outputs,
+            inputs=[gray],
+            outputs=[rgb],
             weights=m.WeightsDescr(
                 torchscript=m.TorchscriptWeightsDescr(
                     source=tmp / "weights.pt",
