@@ -142,7 +142,7 @@ def test_graph_sees_function_level_imports():
     graph = import_graph()
     # the model cache imports the registry only inside a function
     assert f"{PACKAGE}.registry" in graph[f"{PACKAGE}.inference.model_cache"]
-    assert f"{PACKAGE}.color" in graph[f"{PACKAGE}.inference.colorizer"]
+    assert f"{PACKAGE}.devices" in graph[f"{PACKAGE}.inference.colorizer"]
 
 
 def test_cycle_finder_finds_a_cycle_made_inside_functions():

@@ -26,6 +26,7 @@ class NetworkSteps:
     """The network steps of :class:`~.colorizer.Colorizer` (a mixin: uses its attributes)."""
 
     def _working_inputs(self, group, work, hints):
+        """``(l_work, cond)``: the group's CIE L (B, 1, h, w) and hint maps at the working size."""
         import torch
         import torch.nn.functional as F
 
@@ -36,8 +37,9 @@ class NetworkSteps:
 
         with torch.inference_mode():
             parts = [shrink(torch.from_numpy(lightness)[None, None]) for _, lightness in group]
+            # CIE L: the network's units are made per pass, so that at full
+            # resolution no second plane-sized copy is held
             l_work = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device)
-            l_work = l_to_net(l_work)
             cond = {}
             for name, (value, per_plane) in hints.items():
                 maps = []
@@ -101,11 +103,8 @@ class NetworkSteps:
             items = [(b, t) for b in range(batch) for t in range(n_tiles)]
             parts = []
             acc = None
-            if not single:
+            if not single:  # the tiles' weights sum to 1 everywhere: no normalisation
                 acc = torch.zeros((batch, 2, *tiling.shape), device=self.device)
-                wsum = torch.zeros(tiling.shape, device=self.device)
-                for y0, x0, weight in tiling.tiles:
-                    wsum[y0 : y0 + th, x0 : x0 + tw] += weight
             i = 0
             retile = False
             while i < len(items):
@@ -118,11 +117,13 @@ class NetworkSteps:
                 try:
                     if single:
                         b0, b1 = chunk[0][0], chunk[-1][0] + 1
-                        x = l_work[b0:b1]
+                        x = l_to_net(l_work[b0:b1])
                         c = {k: v[b0:b1] for k, v in cond.items()}
                     else:
-                        x = torch.stack(
-                            [self._crop(l_work[b], tiling.tiles[t], th, tw) for b, t in chunk]
+                        x = l_to_net(
+                            torch.stack(
+                                [self._crop(l_work[b], tiling.tiles[t], th, tw) for b, t in chunk]
+                            )
                         )
                         c = {
                             k: torch.stack(
@@ -163,8 +164,7 @@ class NetworkSteps:
                         parts.append(y)
                     else:
                         for j, (b, t) in enumerate(chunk):
-                            y0, x0, weight = tiling.tiles[t]
-                            acc[b, :, y0 : y0 + th, x0 : x0 + tw] += y[j] * weight
+                            tiling.add_weighted(acc[b], t, y[j])
                 del y, x, c
                 i += len(chunk)
                 state.done += len(chunk)
@@ -174,10 +174,10 @@ class NetworkSteps:
             if retile:
                 continue
             with torch.inference_mode():
-                ab = torch.cat(parts) if single else acc / wsum
+                ab = torch.cat(parts) if single else acc
                 return ab.clamp_(-1.0, 1.0).mul_(AB_SCALE)
 
     @staticmethod
     def _crop(x, tile, th, tw):
-        y0, x0, _ = tile
+        y0, x0 = tile[:2]
         return x[:, y0 : y0 + th, x0 : x0 + tw]

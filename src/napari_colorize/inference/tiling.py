@@ -50,23 +50,35 @@ def axis_weights(n: int, tile: int, overlap: int) -> list[tuple[int, np.ndarray]
 
 @dataclass
 class Tiling:
-    """Tiles of one working-size plane, all of the same size so they batch."""
+    """Tiles of one working-size plane, all of the same size so they batch.
+
+    A tile's weight is the outer product of its row and column weights
+    (:func:`axis_weights`), which sum to 1 at every position along each axis:
+    the weighted tiles add up to the plane with no normalisation, and no
+    plane-sized weight map is ever held.
+    """
 
     shape: tuple[int, int]
     size: tuple[int, int]
-    tiles: list[tuple[int, int, Any]]  # (y0, x0, 2D weight tensor or None)
+    tiles: list[tuple[int, int, Any, Any]]  # (y0, x0, row weights, column weights) or Nones
 
     @classmethod
     def build(cls, shape, tile, overlap, torch, device):
         h, w = shape
         if h <= tile and w <= tile:
-            return cls(shape, (h, w), [(0, 0, None)])
+            return cls(shape, (h, w), [(0, 0, None, None)])
         overlap = max(0, min(overlap, tile // 2))
-        rows = axis_weights(h, tile, overlap)
-        cols = axis_weights(w, tile, overlap)
-        tiles = []
-        for y0, wy in rows:
-            for x0, wx in cols:
-                weight = torch.from_numpy(np.outer(wy, wx)).to(device)
-                tiles.append((y0, x0, weight))
+        rows = [(y0, torch.from_numpy(wy).to(device)) for y0, wy in axis_weights(h, tile, overlap)]
+        cols = [(x0, torch.from_numpy(wx).to(device)) for x0, wx in axis_weights(w, tile, overlap)]
+        tiles = [(y0, x0, wy, wx) for y0, wy in rows for x0, wx in cols]
         return cls(shape, (min(h, tile), min(w, tile)), tiles)
+
+    def add_weighted(self, acc, index: int, prediction) -> None:
+        """Add tile ``index``'s weighted ``prediction`` (C, th, tw) into ``acc`` (C, H, W).
+
+        ``prediction`` is scaled in place.
+        """
+        y0, x0, wy, wx = self.tiles[index]
+        th, tw = self.size
+        prediction.mul_(wy[:, None]).mul_(wx)
+        acc[:, y0 : y0 + th, x0 : x0 + tw] += prediction

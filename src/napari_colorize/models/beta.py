@@ -161,6 +161,42 @@ class _DecoderStage(nn.Module):
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return self.refine(self.project(x) + skip)
 
+    def inference_form(self) -> nn.Module:
+        """The same stage for evaluation, projecting before it upsamples (or ``self``).
+
+        The 1x1 conv and an evaluation-mode BatchNorm are per-pixel affine maps,
+        and bilinear resizing mixes pixels with weights that sum to 1, so the two
+        commute: projecting at the deep scale computes the same (to rounding)
+        with a quarter of the projection's work and half the channels to
+        upsample. Only the ReLU has to wait for the upsampling. GroupNorm, whose
+        statistics see the whole image, does not commute: such a stage is kept.
+        """
+        *linear, act = list(self.project)
+        conv = linear[0] if linear else None
+        commutes = (
+            type(conv) is nn.Conv2d
+            and conv.kernel_size == (1, 1)
+            and conv.stride == (1, 1)
+            and all(type(m) in (nn.BatchNorm2d, nn.Identity) for m in linear[1:])
+            and type(act) is nn.ReLU
+        )
+        return _ProjectedDecoderStage(nn.Sequential(*linear), self.refine) if commutes else self
+
+
+class _ProjectedDecoderStage(nn.Module):
+    """:class:`_DecoderStage` for evaluation: project, upsample, ReLU, add the skip, refine."""
+
+    def __init__(self, linear: nn.Module, refine: nn.Module):
+        super().__init__()
+        self.linear = linear
+        self.refine = refine
+
+    def forward(self, x, skip):
+        x = F.interpolate(
+            self.linear(x), size=skip.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return self.refine(F.relu(x, inplace=True).add_(skip))
+
 
 def _summed_area(x):
     """Summed-area table of ``x`` (N,C,H,W) in float64, zero-padded for :func:`_box_sum`."""

@@ -1,4 +1,11 @@
-"""Networks prepared for inference: BatchNorm folded into the convolution before it.
+"""Networks prepared for inference: BatchNorm folded, equivalent layers, fused calls.
+
+:func:`prepare_for_inference` is what the Colorizer runs a network through:
+BatchNorm folded into the convolution before it (:func:`fold_batchnorm`), each
+module that knows a cheaper equivalent of itself in evaluation swapped for it
+(its ``inference_form()``, e.g. a U-Net decoder stage that projects before it
+upsamples) and, for the CPU, each convolution + ReLU made one oneDNN call
+(:func:`.fused_conv.fuse_conv_relu`).
 
 In evaluation mode a BatchNorm is an affine map per channel,
 ``y = (x - mean) / sqrt(var + eps) * weight + bias``; after a convolution it
@@ -17,7 +24,9 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["count_foldable", "fold_batchnorm"]
+from .fused_conv import conv_relu_pairs, fuse_conv_relu, fused_conv_available
+
+__all__ = ["count_foldable", "fold_batchnorm", "prepare_for_inference"]
 
 
 def _pairs(model: nn.Module):
@@ -71,3 +80,63 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             container._modules[first] = fuse_conv_bn_eval(conv, container._modules[second])
             container._modules[second] = nn.Identity()
     return folded
+
+
+def _inference_form(module: nn.Module) -> nn.Module:
+    """``module.inference_form()`` where it defines one, else ``module``."""
+    form = getattr(module, "inference_form", None)
+    return form() if callable(form) else module
+
+
+def _swap_inference_forms(model: nn.Module) -> nn.Module:
+    """``model`` with every submodule that has an ``inference_form()`` replaced by it."""
+    for container in list(model.modules()):
+        for name, child in list(container._modules.items()):
+            if child is not None:
+                container._modules[name] = _inference_form(child)
+    return _inference_form(model)
+
+
+def _changes(model: nn.Module, cpu: bool) -> bool:
+    """Whether :func:`prepare_for_inference` would change anything in ``model``."""
+    if count_foldable(model) or any(_inference_form(m) is not m for m in model.modules()):
+        return True
+    return cpu and fused_conv_available() and any(True for _ in conv_relu_pairs(model))
+
+
+def prepare_for_inference(model: nn.Module, device=None) -> nn.Module:
+    """``model`` made to compute the same function faster, for inference only.
+
+    BatchNorm folded (:func:`fold_batchnorm`), submodules swapped for their
+    ``inference_form()`` where they define one, and on the CPU each
+    convolution + ReLU fused into one call (:func:`.fused_conv.fuse_conv_relu`).
+    The outputs match the original's to float rounding (tests/models/test_folding.py).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A network; it is left as it is.
+    device : str or torch.device, optional
+        Where the network will run (default: where its parameters are). Calls
+        are fused only for the CPU.
+
+    Returns
+    -------
+    torch.nn.Module
+        A prepared copy in evaluation mode (not for training or saving: its
+        state dict differs from the original's), or ``model`` itself, put in
+        evaluation mode, where nothing applies.
+    """
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else "cpu"
+    cpu = torch.device(device).type == "cpu"
+    if not _changes(model, cpu):
+        return model.eval()
+    prepared = fold_batchnorm(model)
+    if prepared is model:
+        prepared = copy.deepcopy(model).eval()
+    prepared = _swap_inference_forms(prepared).eval()
+    if cpu:
+        fuse_conv_relu(prepared)
+    return prepared

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..color import net_to_l
 from ..guided import HintPropagator
 from .carry import blend_colours, carry_hints, with_carried_colours
 from .flow import estimate_motion
@@ -122,7 +121,7 @@ def _plane(colorizer, array, index, to_l, out, output, hints, work, state, previ
 
     lightness = to_l(np.asarray(array[index]), index)
     l_work, cond = colorizer._working_inputs([(index, lightness)], work, hints)
-    l_np = net_to_l(l_work[0, 0]).float().cpu().numpy()
+    l_np = l_work[0, 0].float().cpu().numpy().copy()  # kept as the next plane's previous
     own = cond.pop("hints", None)
     own = None if own is None else own[0].permute(1, 2, 0).float().cpu().numpy()
     keyframe_here = _has_hints(own)
