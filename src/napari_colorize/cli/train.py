@@ -32,15 +32,20 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, metavar="N", help="seed of weights, data order and crops")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use")
-    p.add_argument(
-        "--distributed", action="store_true",
-        help="data-parallel (DDP) over --nproc-per-node processes, started with torchrun; "
-        "automatic under torchrun. --batch-size is then the global batch",
-    )  # fmt: skip
-    p.add_argument(
-        "--nproc-per-node", type=int, metavar="N",
+    ddp = p.add_argument_group(
+        "data-parallel training (DDP)",
+        "--batch-size is then the global batch. --distributed starts the processes with "
+        "torchrun; under torchrun it is automatic.",
+    )
+    ddp.add_argument(
+        "--distributed", action="store_true", help="train on --nproc-per-node processes"
+    )
+    ddp.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
         help="processes for --distributed (default: one per GPU, else 2 on the CPU)",
-    )  # fmt: skip
+    )
 
 
 def run(args) -> int:
