@@ -41,8 +41,24 @@ class TrainConfig:
         Clip the gradient norm to this value.
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:1"``, ...
-    amp : bool
-        Mixed precision on CUDA (bf16 where supported, else fp16 with a loss scaler).
+    amp : bool or str
+        Mixed precision. True (or ``"auto"``): on CUDA, bf16 where supported,
+        else fp16 with a loss scaler; float32 elsewhere. False (or ``"fp32"``):
+        float32. ``"bf16"``: bf16 autocast on any device, the CPU included (an
+        opt-in: 1.5-1.8x faster on a CPU with AMX, in other rounding). ``"fp16"``:
+        CUDA or MPS. See :func:`~napari_colorize.training.speed.amp_dtype`.
+    channels_last : bool, optional
+        Train in the channels-last memory format; None: on CUDA and on the CPU,
+        where it was measured faster (see "Training throughput" in
+        ``docs/benchmarks.md``), not on MPS.
+    fused_optimizer : bool, optional
+        The fused implementation of Adam, AdamW or SGD; None: where torch has it
+        for the device (CUDA, the CPU, MPS in recent torch). The same updates up
+        to float rounding.
+    compile : bool
+        ``torch.compile`` the trained networks (in place: checkpoints keep plain
+        state-dict keys). The first step then takes about a minute on a CPU;
+        needs a C++ compiler on the CPU and Triton on CUDA.
     checkpoint_every, preview_every, val_every : int
         Every that many steps; 0 disables the periodic ones (a checkpoint is
         still written at the end, validation still runs at each epoch end).
@@ -90,7 +106,10 @@ class TrainConfig:
     flips: bool = True
     grad_clip: float | None = None
     device: str = "auto"
-    amp: bool = True
+    amp: bool | str = True
+    channels_last: bool | None = None
+    fused_optimizer: bool | None = None
+    compile: bool = False
     checkpoint_every: int = 0
     preview_every: int = 0
     val_every: int = 0
@@ -118,6 +137,13 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {OPTIMIZERS}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {self.scheduler!r}; use one of {SCHEDULERS}")
+        from .speed import AMP_CHOICES
+
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(
+                f"amp must be True, False or one of 'auto', 'fp32', 'bf16', 'fp16'; "
+                f"got {self.amp!r}"
+            )
         from .losses import make_loss
 
         make_loss(self.loss)

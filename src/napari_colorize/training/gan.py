@@ -381,9 +381,14 @@ class GANTask(ColorizationTask):
             return 1.0 if s < d else self._decay(s - d)
 
         g_params = [p for p in self.model.parameters() if p.requires_grad]
-        g_opt = make_optimizer(config.optimizer, g_params, config.lr, config.weight_decay)
+        fused = getattr(config, "fused_optimizer", None)
+        g_opt = make_optimizer(
+            config.optimizer, g_params, config.lr, config.weight_decay, fused=fused
+        )
         d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
-        d_opt = torch.optim.Adam(d_params, lr=self.gan.lr_d, betas=self.gan.betas)
+        d_opt = make_optimizer("adam", d_params, self.gan.lr_d, fused=fused)
+        for group in d_opt.param_groups:
+            group["betas"] = self.gan.betas
         self._optims = {
             "model": Optim(g_opt, torch.optim.lr_scheduler.LambdaLR(g_opt, g_factor), g_params),
             "discriminator": Optim(

@@ -55,18 +55,47 @@ def lr_factor(step: int, total: int, kind: str, warmup: float = 0.0) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
-    """``adamw`` | ``adam`` | ``rmsprop`` | ``sgd`` (momentum 0.9) over ``params``."""
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0, fused=None):
+    """``adamw`` | ``adam`` | ``rmsprop`` | ``sgd`` (momentum 0.9) over ``params``.
+
+    Parameters
+    ----------
+    name : str
+    params : iterable of tensors or of parameter-group dicts
+    lr, weight_decay : float
+    fused : bool, optional
+        The fused implementation (Adam, AdamW, SGD); None: where torch has it for
+        the parameters' device (see :func:`~napari_colorize.training.speed.fused_supported`),
+        else torch's default (``foreach`` on GPUs).
+
+    Raises
+    ------
+    ValueError
+        An unknown optimizer, or ``fused=True`` where there is no fused kernel.
+    """
+    from .speed import fused_supported
+
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    params = list(params)
+    flat = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    has_fused = name != "rmsprop" and fused_supported(flat)
+    if fused and not has_fused:
+        device = flat[0].device if flat else "no device"
+        where = "" if name == "rmsprop" else f" for parameters on {device}"
+        raise ValueError(
+            f"torch has no fused {name} optimizer{where}; set fused_optimizer to None "
+            "(automatic) or False"
+        )
+    options = {"fused": True} if (has_fused if fused is None else fused) else {}
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **options)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, **options)
     if name == "rmsprop":
         # Keras' RMSprop defaults (the originating project's optimizer): rho 0.9, eps 1e-7.
         return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, **options)
 
 
 @torch.no_grad()
@@ -120,10 +149,34 @@ class Optim:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        # the saved groups carry their run's implementation flags: keep this run's choice
+        flags = [
+            {k: g[k] for k in ("fused", "foreach") if k in g} for g in self.optimizer.param_groups
+        ]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, chosen in zip(self.optimizer.param_groups, flags):
+            group.update(chosen)
+            for p in group["params"]:
+                _match_param_layout(self.optimizer.state.get(p, {}), p, bool(group.get("fused")))
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+
+
+def _match_param_layout(state: dict, param: torch.Tensor, fused: bool) -> None:
+    """Give a loaded optimizer state its parameter's strides (and device step for fused).
+
+    Checkpoints store contiguous tensors; a channels-last parameter's moments must
+    be channels-last again, since torch's fused CPU kernels read the memory of
+    the parameter and its state alike and would mix up the elements otherwise.
+    """
+    for key, value in state.items():
+        if not torch.is_tensor(value):
+            continue
+        if value.shape == param.shape and value.stride() != param.stride():
+            state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+        elif key == "step" and fused:  # fused kernels keep the step count on the device
+            state[key] = value.to(param.device, torch.float32)
 
 
 class StepContext:
@@ -184,7 +237,10 @@ class ColorizationTask:
     def configure_optimizers(self, config, total_steps: int) -> dict[str, Optim]:
         """One optimizer per trained network, each with a resumable LR schedule."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = make_optimizer(config.optimizer, params, config.lr, config.weight_decay)
+        opt = make_optimizer(
+            config.optimizer, params, config.lr, config.weight_decay,
+            fused=getattr(config, "fused_optimizer", None),
+        )  # fmt: skip
         warmup = (
             config.warmup
             if config.warmup is not None

@@ -179,10 +179,6 @@ def _collate(items):
     return tuple(torch.stack(part) for part in parts)
 
 
-def _to_device(batch, device):
-    return tuple(t.to(device, non_blocking=True) for t in batch)
-
-
 # ------------------------------------------------------------------ the trainer
 
 
@@ -274,10 +270,14 @@ class Trainer:
 
     def _setup(self) -> None:
         from ..checkpoint import load_checkpoint, load_state_into
-        from ..devices import autocast_dtype, resolve_device
+        from ..devices import resolve_device
+        from .speed import amp_dtype, check_compile
 
         cfg = self.config
         self.device = resolve_device(cfg.device)
+        self.amp_dtype = amp_dtype(cfg.amp, self.device)  # a precision it cannot run: now
+        if cfg.compile:
+            check_compile(self.device)
         resumed = load_checkpoint(self.resume_path) if self.resume_path else None
         init = None
         if resumed is not None:
@@ -313,7 +313,7 @@ class Trainer:
         self.task = self.task_factory(model, cfg)
         for m in self.task.modules().values():
             m.to(self.device)
-        self.amp_dtype = autocast_dtype(self.device) if cfg.amp else None
+        self._apply_speed_levers()
         self.optims = self.task.configure_optimizers(cfg, self.total_steps)
         if self.amp_dtype == torch.float16:
             for o in self.optims.values():
@@ -329,6 +329,32 @@ class Trainer:
 
         # a new model starts as the table; every run trains the full residual
         prepare_table(model, self.table if init is None and resumed is None else None)
+
+    def _apply_speed_levers(self) -> None:
+        """Channels-last and ``torch.compile`` for the task's networks (see :mod:`.speed`).
+
+        A task that picks its memory format itself (an attribute ``channels_last``,
+        as :class:`~napari_colorize.training.gan.GANTask`) keeps its choice.
+        """
+        from .speed import compile_modules, wants_channels_last
+
+        own = getattr(self.task, "channels_last", None)
+        modules = list(self.task.modules().values())
+        if own is None:
+            self.channels_last = wants_channels_last(self.config.channels_last, self.device)
+            if self.channels_last:
+                for m in modules:
+                    m.to(memory_format=torch.channels_last)
+        else:
+            self.channels_last = bool(own)
+        if self.config.compile:
+            compile_modules(modules)
+
+    def _to_device(self, batch) -> tuple:
+        """``batch`` on the training device, in the memory format the networks use."""
+        from .speed import move_batch
+
+        return move_batch(batch, self.device, getattr(self, "channels_last", False))
 
     def _fit_table(self, fresh: bool):
         """The lightness table of the training data: a new model's start, and the baseline."""
@@ -494,7 +520,7 @@ class Trainer:
         try:
             for start in range(0, len(indices), batch_size):
                 items = [self.val_set[i] for i in indices[start : start + batch_size]]
-                batch = _to_device(_collate(items), self.device)
+                batch = self._to_device(_collate(items))
                 with self.ctx.autocast():
                     values = self.task.validation_step(batch)
                 k = batch[0].shape[0]
@@ -527,16 +553,29 @@ class Trainer:
 
         epoch = self.step // self.steps_per_epoch
         batches = itertools.islice(self._batches(epoch, 0), int(n_batches))
-        return recalibrate_batchnorm(self.model, (_to_device(b, self.device)[0] for b in batches))
+        return recalibrate_batchnorm(self.model, (self._to_device(b)[0] for b in batches))
 
     # -- the loop -----------------------------------------------------------------------------
+
+    def _training_step(self, batch) -> dict:
+        from .memory import out_of_memory_advice
+        from .speed import compile_failure
+
+        try:
+            with out_of_memory_advice(self):
+                return self.task.training_step(self._to_device(batch), self.ctx)
+        except Exception as exc:
+            failure = compile_failure(exc) if self.config.compile else None
+            if failure is None:
+                raise
+            raise failure from exc
 
     def _elapsed(self) -> float:
         return self.elapsed_before + (time.perf_counter() - self._t_start)
 
     def run(self) -> Generator[TrainEvent, None, TrainResult]:
         """Train, yielding events; the last (also returned) is a :class:`TrainResult`."""
-        from .memory import check_step_memory, out_of_memory_advice
+        from .memory import check_step_memory
 
         self._t_start = time.perf_counter()
         self._setup()
@@ -570,8 +609,7 @@ class Trainer:
             epoch, start = divmod(self.step, self.steps_per_epoch)
             for batch in self._batches(epoch, start):
                 lr = next(iter(self.optims.values())).lr
-                with out_of_memory_advice(self):
-                    losses = self.task.training_step(_to_device(batch, self.device), self.ctx)
+                losses = self._training_step(batch)
                 self.step += 1
                 losses = {k: float(v) for k, v in losses.items()}
                 loss = losses.get("loss", next(iter(losses.values())))
