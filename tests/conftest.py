@@ -14,6 +14,17 @@ def _private_user_data(monkeypatch, tmp_path_factory):
         monkeypatch.setenv("NAPARI_COLORIZE_DATA", str(tmp_path_factory.mktemp("user-data")))
 
 
+@pytest.fixture(autouse=True)
+def _no_bf16_check(monkeypatch):
+    """The same forward passes on every CPU: "auto" precision's bf16 check (AMX only) is off.
+
+    tests/inference/test_precision.py turns it on where it tests it.
+    """
+    monkeypatch.setattr(
+        "napari_colorize.inference.colorizer.cpu_has_fast_bf16", lambda: False, raising=False
+    )
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny models on a shared 2-core machine: a second torch thread only contends."""

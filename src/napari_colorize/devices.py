@@ -114,11 +114,11 @@ def inference_dtype(device, precision: str = "auto"):
     device : str or torch.device
     precision : {"auto", "fp32", "bf16", "fp16"}
         ``"auto"``: :func:`autocast_dtype` (bf16 or fp16 on CUDA; float32 on
-        the CPU, where bf16 is 1.4-1.6x faster with AMX but moved colours by
-        0.2 CIEDE2000 at full resolution in ``python -m benchmarks.run --suite
-        native``, more than the 0.1 the project allows, and on MPS). The
-        others force that precision: ``"bf16"`` on the CPU is fast only with
-        AVX512-BF16 or AMX, ``"fp16"`` needs CUDA or MPS.
+        the CPU and MPS: on a CPU with AMX the Colorizer itself may switch a
+        large run to bf16 after checking that the colours stay within 0.1
+        CIEDE2000 of float32, see :mod:`napari_colorize.inference.precision`).
+        The others force that precision: ``"bf16"`` on the CPU is fast only
+        with AMX, ``"fp16"`` needs CUDA or MPS.
 
     Raises
     ------

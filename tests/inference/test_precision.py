@@ -110,3 +110,88 @@ def test_cpu_passes_hold_a_bounded_number_of_pixels():
         np.zeros((1024, 1024), np.uint8)
     )
     assert given.batches == [4]  # a batch size the user gives is kept
+
+
+# ------------------------------------------- "auto": bf16 where it keeps the colours
+
+
+@pytest.fixture
+def amx(monkeypatch):
+    """Pretend the CPU runs bf16 on AMX, whatever this machine has."""
+    monkeypatch.setattr("napari_colorize.inference.colorizer.cpu_has_fast_bf16", lambda: True)
+
+
+class _DtypeRecording(nn.Module):
+    """A small conv net that records the dtype its convolution computes in."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.dtypes = []
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.dtypes.append(y.dtype)
+        return torch.tanh(y)
+
+
+def _run_messages(colorizer, gray):
+    return [event.message for event in colorizer.run(gray)]
+
+
+def _nine_tiles():
+    return _gray(96)  # 3 x 3 tiles of 48 with overlap 16
+
+
+@pytest.mark.parametrize(("limit", "chosen"), [(10.0, "bf16"), (-1.0, "fp32")])
+def test_auto_checks_bf16_on_the_run_own_data(amx, monkeypatch, limit, chosen):
+    monkeypatch.setattr("napari_colorize.inference.network.MAX_COLOUR_CHANGE", limit)
+    net = _DtypeRecording()
+    colorizer = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
+    messages = _run_messages(colorizer, _nine_tiles())
+    verdict = [m for m in messages if m.startswith("precision")]
+    assert len(verdict) == 1
+    assert verdict[0].startswith(f"precision {chosen}: bf16 moves colours by ")
+    assert colorizer.precision_used == chosen
+    # the check ran one tile twice (float32, bf16), then the 9 tiles in the chosen precision
+    expected = torch.bfloat16 if chosen == "bf16" else torch.float32
+    assert net.dtypes[:2] == [torch.float32, torch.bfloat16]
+    assert net.dtypes[2:] == [expected] * (len(net.dtypes) - 2)
+    assert len(net.dtypes) - 2 == 2  # 9 tiles: 8 in a pass, then 1
+
+
+def test_the_check_measures_the_composed_colours(amx):
+    from napari_colorize.inference.precision import colour_change
+
+    lightness = torch.linspace(0, 100, 32 * 32).reshape(1, 1, 32, 32)
+
+    def forward(x, cond, dtype):  # bf16 moves b* by 0.05 of its range (6.4 units)
+        ab = torch.full((1, 2, *x.shape[-2:]), 0.1)
+        if dtype is not None:
+            ab[:, 1] += 0.05
+        return ab
+
+    change = colour_change(forward, lightness, {}, torch.bfloat16)
+    assert 1.0 < change < 10.0
+    assert colour_change(lambda x, c, d: torch.zeros(1, 2, 32, 32), lightness, {}, None) == 0.0
+
+
+def test_small_runs_and_forced_precisions_are_not_checked(amx):
+    net = _DtypeRecording()
+    small = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
+    assert not any(m.startswith("precision") for m in _run_messages(small, _gray(48)))
+    assert net.dtypes == [torch.float32]
+    forced = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16, precision="fp32")
+    assert not any(m.startswith("precision") for m in _run_messages(forced, _nine_tiles()))
+    assert forced.precision_used == "fp32"
+    bf16 = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16, precision="bf16")
+    _run_messages(bf16, _nine_tiles())
+    assert bf16.precision_used == "bf16"
+
+
+def test_without_amx_auto_stays_float32():
+    net = _DtypeRecording()
+    colorizer = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
+    assert not any(m.startswith("precision") for m in _run_messages(colorizer, _nine_tiles()))
+    assert set(net.dtypes) == {torch.float32}

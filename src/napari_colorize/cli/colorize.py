@@ -65,9 +65,9 @@ def add_arguments(p) -> None:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="the network's precision: auto (bf16/fp16 on CUDA, float32 on the CPU), or force "
-        "one; bf16 on the CPU is about 1.5x faster with AVX512-BF16/AMX and moves colours by "
-        "about 0.2 CIEDE2000",
+        help="the network's precision: auto (bf16/fp16 on CUDA; on a CPU with AMX, bf16 for "
+        "large runs if a check on the image keeps the colours within 0.1 CIEDE2000 of float32; "
+        "else float32), or force one",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument(

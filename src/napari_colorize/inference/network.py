@@ -13,6 +13,7 @@ import contextlib
 import numpy as np
 
 from ..color import AB_SCALE, l_to_net
+from .precision import MAX_COLOUR_CHANGE, check_window, colour_change
 from .progress import ColorizeProgress
 from .tiling import Tiling
 
@@ -56,7 +57,8 @@ class NetworkSteps:
                 cond[name] = torch.cat(maps).to(self.device)
         return l_work, cond
 
-    def _forward(self, x, cond):
+    def _forward(self, x, cond, dtype):
+        """The network's ab (N, 2, h, w) in its own units, autocast to ``dtype`` (or None)."""
         import torch
 
         with torch.inference_mode():
@@ -66,8 +68,8 @@ class NetworkSteps:
                     k: v.contiguous(memory_format=torch.channels_last) for k, v in cond.items()
                 }
             ctx = (
-                torch.autocast(self.device.type, dtype=self.autocast_dtype)
-                if self.autocast_dtype is not None
+                torch.autocast(self.device.type, dtype=dtype)
+                if dtype is not None
                 else contextlib.nullcontext()
             )
             with ctx:
@@ -90,10 +92,35 @@ class NetworkSteps:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def _check_precision(self, l_work, cond, state, first_index):
+        """Generator: settle "auto" precision on a centre tile of the run's first plane.
+
+        bf16 for the rest of the run if it keeps the colours within
+        :data:`.precision.MAX_COLOUR_CHANGE` of float32 there (see :mod:`.precision`).
+        """
+        import torch
+
+        state.check_precision = False
+        rows, cols = check_window(tuple(l_work.shape[-2:]), state.tiling.size)
+        window = l_work[:1, :, rows, cols]
+        c = {k: v[:1, :, rows, cols] for k, v in cond.items()}
+        change = colour_change(self._forward, window, c, torch.bfloat16)
+        chosen = change <= MAX_COLOUR_CHANGE
+        self.autocast_dtype = torch.bfloat16 if chosen else None
+        self.precision_used = "bf16" if chosen else "fp32"
+        verdict = "within" if chosen else "more than"
+        yield ColorizeProgress(
+            state.done, state.total, first_index,
+            f"precision {self.precision_used}: bf16 moves colours by {change:.3f} CIEDE2000 "
+            f"here, {verdict} {MAX_COLOUR_CHANGE}",
+        )  # fmt: skip
+
     def _predict(self, l_work, cond, state, first_index):
         """Generator: ab (B, 2, h, w) in Lab units for the working L, or None if stopped."""
         import torch
 
+        if state.check_precision:
+            yield from self._check_precision(l_work, cond, state, first_index)
         oom = getattr(torch.cuda, "OutOfMemoryError", None) or torch.OutOfMemoryError
         batch = l_work.shape[0]
         while True:
@@ -131,7 +158,7 @@ class NetworkSteps:
                             )
                             for k, v in cond.items()
                         }
-                    y = self._forward(x, c)
+                    y = self._forward(x, c, self.autocast_dtype)
                 except oom as exc:
                     del exc
                     self._release_memory()

@@ -1,0 +1,90 @@
+"""Which precision a run's network uses: bf16 where it is fast and keeps the colours.
+
+With ``precision="auto"`` on a CPU whose matrix units run bf16 (Intel AMX), a
+large run first colours one tile of its own input twice, in float32 and in
+bf16, composed to sRGB as the user would see them; it runs in bf16 only if the
+mean CIEDE2000 between the two is at most :data:`MAX_COLOUR_CHANGE`. bf16
+rounds weights and activations to 8 bits of mantissa; how much that moves the
+colours depends on the network and on the image (``beta-punks`` moves the
+colours of CryptoPunks by 0.05 but those of photographs by about 0.2, see
+docs/benchmarks.md, full resolution), so the check is made on the data being
+coloured rather than once per model. On CPUs without AMX, bf16 is no faster
+than float32 and the run stays in float32; on CUDA ``"auto"`` is bf16 or fp16
+(see :func:`napari_colorize.devices.inference_dtype`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..color import AB_SCALE, l_ab_to_rgb, l_to_net, rgb_to_lab
+
+__all__ = [
+    "MAX_COLOUR_CHANGE",
+    "check_window",
+    "colour_change",
+    "cpu_has_fast_bf16",
+    "worth_checking",
+]
+
+#: The largest mean CIEDE2000 between float32 and bf16 colours for which "auto" takes bf16.
+MAX_COLOUR_CHANGE = 0.1
+
+#: A run checks bf16 only when it has at least this many tiles of network work
+#: (planes x tiles per plane): the check costs about one and a half tiles' work.
+_MIN_TILES_OF_WORK = 8
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix products on AMX tiles (several times float32's rate)."""
+    import torch
+
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except Exception:  # a torch whose check fails on this platform
+        return False
+
+
+def worth_checking(n_planes: int, n_tiles: int) -> bool:
+    """Whether a run of ``n_planes`` planes of ``n_tiles`` tiles is large enough to check bf16."""
+    return n_planes * n_tiles >= _MIN_TILES_OF_WORK
+
+
+def check_window(shape: tuple[int, int], tile: tuple[int, int]) -> tuple[slice, slice]:
+    """The centre tile of a plane of ``shape``: where the check looks (rarely a flat border)."""
+    (h, w), (th, tw) = shape, tile
+    y0, x0 = (h - th) // 2, (w - tw) // 2
+    return slice(y0, y0 + th), slice(x0, x0 + tw)
+
+
+def colour_change(forward, lightness, cond: dict, dtype) -> float:
+    """Mean CIEDE2000 between the sRGB colours of a float32 and a ``dtype`` forward pass.
+
+    Parameters
+    ----------
+    forward : callable
+        ``forward(x, cond, dtype)`` -> ab in the network's units (N, 2, h, w),
+        with ``dtype=None`` for float32.
+    lightness : torch.Tensor
+        CIE L (1, 1, h, w).
+    cond : dict
+        The network's other inputs for the same window.
+    dtype : torch.dtype
+        The reduced precision to compare.
+
+    Returns
+    -------
+    float
+        The mean ΔE00 over the window's pixels, composed as the Colorizer composes.
+    """
+    from ..metrics import ciede2000
+
+    x = l_to_net(lightness)
+    light = lightness[0, 0].float().cpu().numpy()
+    labs = []
+    for d in (None, dtype):
+        ab = forward(x, cond, d).clamp(-1.0, 1.0).mul(AB_SCALE)
+        ab = ab[0].permute(1, 2, 0).float().cpu().numpy()
+        labs.append(rgb_to_lab(l_ab_to_rgb(light, np.ascontiguousarray(ab))))
+    return float(ciede2000(labs[1], labs[0]))
