@@ -88,3 +88,33 @@ def test_train_cli_lists_presets_and_explains_mistakes(capsys):
     assert "give --preset NAME" in capsys.readouterr().err
     assert main(["train", "--preset", "gamma"]) == 2
     assert "unknown preset 'gamma'" in capsys.readouterr().err
+
+
+def test_train_cli_speed_flags(tmp_path, tiny_png, capsys, monkeypatch):
+    from napari_colorize.checkpoint import load_checkpoint
+    from napari_colorize.training import speed
+
+    monkeypatch.setattr(speed, "COMPILE_BACKEND", "aot_eager")  # no C++ compile: seconds
+    out = tmp_path / "fast.safetensors"
+    argv = ["train", "--preset", "alpha", "--image", str(tiny_png), "--steps", "2"]
+    assert main([*argv, "--out", str(out), "--precision", "bf16", "--compile"]) == 0
+    saved = load_checkpoint(out).training_meta["train_config"]
+    assert saved["amp"] == "bf16"
+    assert saved["compile"] is True
+    assert not any("_orig_mod" in k for k in load_checkpoint(out).model_state)
+    # a resumed run can turn compile off again
+    assert main([*argv[:-1], "3", "--resume", str(out), "--no-compile"]) == 0
+    assert load_checkpoint(out).training_meta["train_config"]["compile"] is False
+    capsys.readouterr()
+
+    monkeypatch.setattr(speed, "COMPILE_BACKEND", "inductor")
+    monkeypatch.setattr(speed, "_cpp_compiler", lambda: None)
+    assert (
+        main([*argv, "--out", str(tmp_path / "x.safetensors"), "--compile", "--device", "cpu"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]  # after the progress bar: one line
+    assert last.startswith("napari-colorize: error: torch.compile needs a C++ compiler")
+    assert "without --compile" in last

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .common import fail
@@ -32,6 +33,20 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, metavar="N", help="seed of weights, data order and crops")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads torch may use")
+    fast = p.add_argument_group(
+        "speed", "see the Speed section of docs/training.md for what each gains"
+    )
+    fast.add_argument(
+        "--precision", choices=("auto", "fp32", "bf16", "fp16"),
+        help="auto (default): bf16/fp16 autocast on CUDA, float32 elsewhere; bf16 on the CPU "
+        "is faster with AMX or AVX512-BF16, in other rounding",
+    )  # fmt: skip
+    fast.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=None,
+        help="torch.compile the networks: faster steps after a first one of about a minute "
+        "(needs a C++ compiler on the CPU, Triton on CUDA); --no-compile turns off a resumed "
+        "run's",
+    )  # fmt: skip
     ddp = p.add_argument_group(
         "data-parallel training (DDP)",
         "--batch-size is then the global batch. --distributed starts the processes with "
@@ -46,6 +61,10 @@ def add_arguments(p) -> None:
         metavar="N",
         help="processes for --distributed (default: one per GPU, else 2 on the CPU)",
     )
+
+
+#: ``--precision`` -> ``TrainConfig.amp`` (None: the preset's or the resumed run's).
+_AMP = {None: None, "auto": True, "fp32": False}
 
 
 def run(args) -> int:
@@ -109,6 +128,7 @@ def _train(args) -> int:
         out=args.out, resume=args.resume, batch_size=args.batch_size, lr=args.lr,
         device=world.device if world is not None else args.device, seed=args.seed,
         patch_size=args.patch_size, num_workers=args.num_workers,
+        amp=_AMP.get(args.precision, args.precision), compile=args.compile,
     )  # fmt: skip
     trainer = plan.trainer(distributed=world is not None)
 

@@ -182,7 +182,8 @@ def plan_run(
     patch_size: int | None = None,
     seed: int | None = None,
     num_workers: int | None = None,
-    amp: bool | None = None,
+    amp: bool | str | None = None,
+    compile: bool | None = None,
     preview_every: int = 0,
     own_images: bool = False,
 ) -> RunPlan:
@@ -211,9 +212,9 @@ def plan_run(
         or the resumed run's).
     resume : str, path or bool, optional
         Continue the run saved in this checkpoint (``True``: in ``out``).
-    device, batch_size, lr, patch_size, seed, num_workers, amp
+    device, batch_size, lr, patch_size, seed, num_workers, amp, compile
         :class:`~napari_colorize.training.TrainConfig` fields; None keeps the
-        preset's (or the config's default). ``lr`` may be text.
+        preset's, the resumed run's or the config's default. ``lr`` may be text.
     preview_every : int
         Without a preset: steps between validations and previews; checkpoints
         every ``max(50, 5 * preview_every)`` steps.
@@ -235,7 +236,7 @@ def plan_run(
         return _plan_preset(
             preset, data=data, image=image, resume=resume, epochs=epochs, max_steps=steps,
             out=out, device=device, batch_size=batch_size, lr=lr, seed=seed,
-            patch_size=patch_size, num_workers=num_workers, amp=amp,
+            patch_size=patch_size, num_workers=num_workers, amp=amp, compile=compile,
         )  # fmt: skip
     from .config import TrainConfig
 
@@ -250,7 +251,7 @@ def plan_run(
         "arch": arch or "beta", "model_config": model_config if init is None else {},
         "epochs": epochs, "max_steps": steps, "batch_size": batch_size, "lr": lr,
         "patch_size": patch_size, "device": device or "auto", "amp": amp, "seed": seed or 0,
-        "num_workers": num_workers, "out": None if out is None else str(out),
+        "num_workers": num_workers, "out": None if out is None else str(out), "compile": compile,
         "checkpoint_every": max(50, 5 * every) if every else None,
     }  # fmt: skip
     config = TrainConfig(**{k: v for k, v in settings.items() if v is not None})

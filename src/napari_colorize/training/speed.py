@@ -11,6 +11,7 @@ the CPU and ``torch.compile`` are opt-ins.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_compile",
     "compile_failure",
     "compile_modules",
+    "eager",
     "fused_supported",
     "move_batch",
     "wants_channels_last",
@@ -149,6 +151,18 @@ def compile_modules(modules) -> None:
     for module in modules:
         if any(p.requires_grad for p in module.parameters()):
             module.compile(backend=COMPILE_BACKEND)
+
+
+def eager(compiled: bool = True):
+    """A context in which compiled modules run eagerly (``torch.compiler.set_stance``).
+
+    A no-op when nothing was compiled, or with a torch before 2.6 (the compiled
+    code then runs, recompiled for the new shapes or mode).
+    """
+    set_stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    if not compiled or set_stance is None:
+        return contextlib.nullcontext()
+    return set_stance("force_eager")
 
 
 def compile_failure(exc: Exception) -> ValueError | None:

@@ -521,7 +521,7 @@ class Trainer:
             for start in range(0, len(indices), batch_size):
                 items = [self.val_set[i] for i in indices[start : start + batch_size]]
                 batch = self._to_device(_collate(items))
-                with self.ctx.autocast():
+                with self._eager(), self.ctx.autocast():
                     values = self.task.validation_step(batch)
                 k = batch[0].shape[0]
                 for key, v in values.items():
@@ -537,7 +537,8 @@ class Trainer:
         l_net = torch.as_tensor(data[index][0])[None].to(self.device)
         self._eval_mode(False)
         try:
-            return self.task.preview(l_net)
+            with self._eager():
+                return self.task.preview(l_net)
         finally:
             self._eval_mode(True)
 
@@ -553,7 +554,18 @@ class Trainer:
 
         epoch = self.step // self.steps_per_epoch
         batches = itertools.islice(self._batches(epoch, 0), int(n_batches))
-        return recalibrate_batchnorm(self.model, (self._to_device(b)[0] for b in batches))
+        with self._eager():
+            return recalibrate_batchnorm(self.model, (self._to_device(b)[0] for b in batches))
+
+    def _eager(self):
+        """Run compiled networks eagerly (validation, previews, BatchNorm statistics).
+
+        ``compile`` speeds up the training step; other sizes and modes would
+        only cost recompilations (and meet more of the compiler's corner cases).
+        """
+        from .speed import eager
+
+        return eager(self.config.compile)
 
     # -- the loop -----------------------------------------------------------------------------
 
