@@ -137,18 +137,41 @@ def test_tiled_prediction_matches_untiled(net):
     whole = _colorizer(net, chroma_size=None, tile=512).predict_ab(gray)
     tiled_net = TinyNet()
     tiled = _colorizer(tiled_net, chroma_size=None, tile=32, overlap=12).predict_ab(gray)
-    assert {s[-2:] for s in tiled_net.shapes} == {(32, 32)}
+    shapes = {s[-2:] for s in tiled_net.shapes}
+    assert (32, 32) in shapes
+    assert all(h <= 32 and w <= 32 for h, w in shapes)  # the last row and column end at the edge
     assert len(tiled_net.shapes) > 1
     np.testing.assert_allclose(tiled, whole, atol=1e-3)
 
 
-def test_tile_weights_are_a_partition_of_unity():
-    for n, tile, overlap in [(100, 32, 8), (33, 32, 16), (500, 64, 32), (257, 128, 60)]:
+@pytest.mark.parametrize("align", [1, 8])
+@pytest.mark.parametrize("fade", [None, 16])
+def test_tile_weights_are_a_partition_of_unity(align, fade):
+    cases = [(100, 32, 8), (33, 32, 16), (500, 64, 32), (257, 128, 60), (513, 512, 256)]
+    for n, tile, overlap in cases:
+        size, tiles = tiling.axis_tiles(n, tile, overlap, align, fade)
+        assert size <= tile
         total = np.zeros(n)
-        for start, weight in tiling.axis_weights(n, tile, overlap):
-            assert len(weight) == tile
-            total[start : start + tile] += weight
+        for start, weight in tiles:
+            assert len(weight) == min(size, n - start)  # the last ends at the edge
+            assert start % align == 0
+            total[start : start + len(weight)] += weight
         np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_tiles_start_on_the_network_grid_and_match_the_whole_image():
+    """A network that downsamples by 8 colours a tile as the whole image only on its grid."""
+    torch.manual_seed(0)
+    net = nn.Sequential(  # stride 2 three times, then back: a grid of 8
+        nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(4, 2, 3, stride=2, padding=1), nn.Upsample(scale_factor=8), nn.Tanh(),
+    )  # fmt: skip
+    net.downsampling = 8
+    gray = _gray((200, 200))
+    whole = _colorizer(net, chroma_size=None, tile=512).predict_ab(gray)
+    tiled = _colorizer(net, chroma_size=None, tile=128, overlap=64).predict_ab(gray)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
 
 
 # ------------------------------------------------------------ chroma size
@@ -202,7 +225,9 @@ def test_auto_working_size_depends_on_the_image(net, monkeypatch):
     assert native.working_shape((300, 200)) == (300, 200)
     net.shapes.clear()
     native.colorize(_gray((40, 70)))
-    assert all(shape[-2:] == (32, 32) for shape in net.shapes)  # tiled at full resolution
+    # tiled at full resolution: 2 x 3 tiles of at most 32 px
+    assert all(max(shape[-2:]) <= 32 for shape in net.shapes)
+    assert sum(shape[0] for shape in net.shapes) == 6
 
 
 def test_upsampled_ab_matches_torch_bilinear(net):

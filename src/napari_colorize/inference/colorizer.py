@@ -21,6 +21,7 @@ from ..guided import HintPropagator
 from ..temporal import run_sequences
 from . import model_cache
 from .compose import Composer
+from .context import CROSS_FADE, context_margin
 from .network import NetworkSteps
 from .options import (
     CPU_BATCH_PIXELS,
@@ -46,6 +47,10 @@ _STRIP_PIXELS = 1 << 20
 _GROUP_PIXELS = 1 << 24
 
 _OUTPUTS = ("rgb", "lab", "ab")
+
+
+#: The tiles' overlap where ``overlap="auto"`` cannot measure the network's context.
+_FALLBACK_OVERLAP = 64
 
 
 def _precision_name(dtype) -> str:
@@ -82,10 +87,16 @@ class Colorizer(NetworkSteps):
         images are split into overlapping tiles. Default 512 on the CPU, 1024 on
         a GPU. Halved automatically (and ``batch_size`` first) when CUDA runs
         out of memory.
-    overlap : int
+    overlap : int or "auto"
         Overlap of neighbouring tiles in working-size pixels (at most half a
         tile). Neighbours cross-fade with a raised cosine over the middle half
-        of the overlap; the outer quarters are dropped.
+        of the overlap; the outer quarters are dropped. ``"auto"`` (default):
+        the context the network needs on each side, measured once per network
+        (:func:`.context.context_margin`), dropped, and a 16-px cross-fade
+        between (64 px, a quarter dropped, where it cannot be measured). Tiles
+        start on multiples of the network's downsampling factor, so that they
+        colour as the whole image would, and are shrunk to the shortest side
+        that covers the image with as many of them (:func:`.tiling.axis_tiles`).
     chroma_size : int, None or "auto"
         The working size: the longest side of the L image the network sees.
         ab is predicted there and upsampled onto the full-resolution L, which
@@ -156,7 +167,7 @@ class Colorizer(NetworkSteps):
         model,
         device="auto",
         tile: int | None = None,
-        overlap: int = 64,
+        overlap: int | str = "auto",
         chroma_size: int | str | None = "auto",
         batch_size: int | None = None,
         hints: Mapping[str, Any] | None = None,
@@ -216,9 +227,12 @@ class Colorizer(NetworkSteps):
         self.tile = check_positive(
             "tile", tile if tile is not None else (1024 if gpu else 512), 16
         )
-        if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
-            raise ValueError(f"overlap must be an integer >= 0, got {overlap!r}")
-        self.overlap = int(overlap)
+        if overlap != "auto" and (
+            isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0
+        ):
+            raise ValueError(f"overlap must be an integer >= 0 or 'auto', got {overlap!r}")
+        #: The tiles' overlap as given: pixels, or "auto" (see :meth:`tile_overlap`)
+        self.overlap = overlap if overlap == "auto" else int(overlap)
         self.batch_size = check_positive(
             "batch_size", batch_size if batch_size is not None else (16 if gpu else 8)
         )
@@ -261,6 +275,7 @@ class Colorizer(NetworkSteps):
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         if usable and torch.get_num_threads() > usable:
             torch.set_num_threads(usable)
+        self._overlap = None  # "auto" overlap, once measured
         # the out-of-memory fallback lowers these for the rest of this colorizer's life
         self._tile = self.tile
         self._batch = self.batch_size
@@ -406,7 +421,7 @@ class Colorizer(NetworkSteps):
         guided = self.method is not None
         # a guided method takes the whole working plane at once
         tile = max(work) if guided else self._tile
-        tiling = Tiling.build(work, tile, self.overlap, torch, self.device)
+        tiling = self._tiling(work, tile)
         n = layout.n_planes
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         self.autocast_dtype = self._fixed_dtype
@@ -480,6 +495,45 @@ class Colorizer(NetworkSteps):
             yield ColorizeProgress(state.done, state.total, None, "stopped")
         self._stop.clear()
         return out
+
+    def tile_overlap(self) -> int:
+        """The tiles' overlap in working-size pixels (``overlap="auto"`` measured on first use)."""
+        return self._overlap_and_fade()[0]
+
+    def _overlap_and_fade(self) -> tuple[int, int | None]:
+        if self.overlap != "auto":
+            return self.overlap, None
+        if self._overlap is None:
+            self._overlap = (_FALLBACK_OVERLAP, None)
+            if self.model is not None:
+                try:
+                    margin = context_margin(self.model, self._probe_forward)
+                except Exception:  # a network that needs inputs the probe cannot make
+                    margin = None  # (None too where the output depends on the whole image)
+                if margin is not None:
+                    self._overlap = (2 * margin + CROSS_FADE, CROSS_FADE)
+        return self._overlap
+
+    def _tiling(self, work: tuple[int, int], tile: int) -> Tiling:
+        """Tiles of at most ``tile`` px over a working-size plane, aligned for the network."""
+        import torch
+
+        if max(work) <= tile:
+            return Tiling.build(work, tile, 0, torch, self.device)
+        overlap, fade = self._overlap_and_fade()
+        # starts on the network's own grid, but never a grid coarser than a quarter tile
+        align = max(1, min(int(getattr(self.model, "downsampling", None) or 8), tile // 4))
+        return Tiling.build(work, tile, overlap, torch, self.device, align, fade)
+
+    def _probe_forward(self, x):
+        import torch
+
+        from ..models.hint_format import HINT_CHANNELS
+
+        cond = {}
+        if self.model_takes_hints:  # no hints: zeros, as a run without hints gives it
+            cond["hints"] = torch.zeros((1, HINT_CHANNELS, *x.shape[-2:]), device=self.device)
+        return self._forward(x.to(self.device), cond, None)
 
     def working_shape(self, spatial_shape: tuple[int, int]) -> tuple[int, int]:
         """The ``(h, w)`` the network sees for a plane of ``spatial_shape``.

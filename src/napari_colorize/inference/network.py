@@ -15,7 +15,6 @@ import numpy as np
 from ..color import AB_SCALE, l_to_net
 from .precision import MAX_COLOUR_CHANGE, check_window, colour_change
 from .progress import ColorizeProgress
-from .tiling import Tiling
 
 __all__ = ["NetworkSteps"]
 
@@ -127,7 +126,11 @@ class NetworkSteps:
             tiling = state.tiling
             (th, tw), n_tiles = tiling.size, len(tiling.tiles)
             single = n_tiles == 1
-            items = [(b, t) for b in range(batch) for t in range(n_tiles)]
+            # tiles of one shape batch together (the last row and column may be shorter)
+            items = sorted(
+                ((b, t) for b in range(batch) for t in range(n_tiles)),
+                key=lambda item: tiling.tile_shape(item[1]),
+            )
             parts = []
             acc = None
             if not single:  # the tiles' weights sum to 1 everywhere: no normalisation
@@ -141,21 +144,17 @@ class NetworkSteps:
                 if self._batch_pixels is not None:
                     per_pass = max(1, min(per_pass, self._batch_pixels // (th * tw)))
                 chunk = items[i : i + per_pass]
+                shape = tiling.tile_shape(chunk[0][1])
+                chunk = [item for item in chunk if tiling.tile_shape(item[1]) == shape]
                 try:
                     if single:
                         b0, b1 = chunk[0][0], chunk[-1][0] + 1
                         x = l_to_net(l_work[b0:b1])
                         c = {k: v[b0:b1] for k, v in cond.items()}
                     else:
-                        x = l_to_net(
-                            torch.stack(
-                                [self._crop(l_work[b], tiling.tiles[t], th, tw) for b, t in chunk]
-                            )
-                        )
+                        x = l_to_net(torch.stack([tiling.crop(l_work[b], t) for b, t in chunk]))
                         c = {
-                            k: torch.stack(
-                                [self._crop(v[b], tiling.tiles[t], th, tw) for b, t in chunk]
-                            )
+                            k: torch.stack([tiling.crop(v[b], t) for b, t in chunk])
                             for k, v in cond.items()
                         }
                     y = self._forward(x, c, self.autocast_dtype)
@@ -174,9 +173,7 @@ class NetworkSteps:
                                 "free GPU memory"
                             ) from None
                         self._tile = new_tile
-                        state.tiling = Tiling.build(
-                            tiling.shape, new_tile, self.overlap, torch, self.device
-                        )
+                        state.tiling = self._tiling(tiling.shape, new_tile)
                         state.total = state.done + state.planes_left * (
                             len(state.tiling.tiles) + 1
                         )
@@ -203,8 +200,3 @@ class NetworkSteps:
             with torch.inference_mode():
                 ab = torch.cat(parts) if single else acc
                 return ab.clamp_(-1.0, 1.0).mul_(AB_SCALE)
-
-    @staticmethod
-    def _crop(x, tile, th, tw):
-        y0, x0 = tile[:2]
-        return x[:, y0 : y0 + th, x0 : x0 + tw]

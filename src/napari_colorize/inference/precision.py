@@ -19,13 +19,7 @@ import numpy as np
 
 from ..color import AB_SCALE, l_ab_to_rgb, l_to_net, rgb_to_lab
 
-__all__ = [
-    "MAX_COLOUR_CHANGE",
-    "check_window",
-    "colour_change",
-    "cpu_has_fast_bf16",
-    "worth_checking",
-]
+__all__ = ["MAX_COLOUR_CHANGE", "colour_change", "cpu_has_fast_bf16"]
 
 #: The largest mean CIEDE2000 between float32 and bf16 colours for which "auto" takes bf16.
 MAX_COLOUR_CHANGE = 0.1

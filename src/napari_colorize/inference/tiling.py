@@ -1,51 +1,87 @@
-"""Overlapping tiles of a working-size plane, cross-faded so that the seams never show.
+"""Overlapping tiles of a working-size plane, aligned and cross-faded so that no seam shows.
 
-Neighbouring tiles overlap; they cross-fade with a raised cosine over the middle
-of the overlap, and the outer quarter on each side is dropped, so pixels whose
-receptive field reaches past a tile's edge are never used.
+Tiles start on multiples of the network's downsampling factor (``align``): a
+network that downsamples by 8 computes its deep features on a grid anchored at
+its input's corner, so a tile starting at a pixel that is not a multiple of 8
+sees a shifted grid and colours differently from the whole image (up to 87 ab
+units in a 1000² photograph in 512-px tiles before this). All tiles have one
+size, so that they batch, except the last of a row or column, which ends at
+the plane's edge, as the whole image does (the network pads both alike).
+Neighbours overlap by at least the requested overlap and cross-fade with a
+raised cosine in the middle of it; what is left on either side is dropped, so
+pixels whose context reaches past a tile's edge are never used (see
+:mod:`.context` for how much context a network needs).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Tiling", "axis_weights", "tile_starts"]
+__all__ = ["Tiling", "axis_tiles"]
 
 
-def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Evenly spaced starts of ``tile``-long tiles covering ``n``, overlapping >= ``overlap``."""
-    if n <= tile:
-        return [0]
-    k = math.ceil((n - overlap) / (tile - overlap))
-    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+def _round_up(value: float, multiple: int) -> int:
+    return math.ceil(value / multiple) * multiple
 
 
-def axis_weights(n: int, tile: int, overlap: int) -> list[tuple[int, np.ndarray]]:
-    """``(start, weight)`` per tile along one axis; the weights sum to 1 at every position.
+def axis_tiles(n: int, tile: int, overlap: int, align: int = 1, fade: int | None = None):
+    """Tiles along one axis: ``(size, [(start, weight), ...])``.
 
-    Neighbours cross-fade with a raised cosine over the middle of their overlap;
-    the outer quarter of the overlap on each side gets weight 0, so pixels whose
-    receptive field reaches past the tile edge are never used.
+    Parameters
+    ----------
+    n : int
+        The axis' length.
+    tile : int
+        The largest tile size.
+    overlap : int
+        The least overlap of neighbours (rounded up to a multiple of ``align``,
+        at most half a tile).
+    align : int
+        Starts and the size are multiples of this (when there is more than one tile).
+    fade : int, optional
+        Length of the cross-fade in the middle of each overlap; what is left on
+        either side of it is dropped. Default: half the overlap (a quarter dropped
+        on each side).
+
+    Returns
+    -------
+    size : int
+        The tiles' common size: the smallest that covers ``n`` with as few
+        tiles as ``tile``-long ones need. The last tile is shorter where it
+        would reach past ``n``.
+    tiles : list of (int, numpy.ndarray)
+        Start and float32 weights (the tile's length) of each tile; they sum to
+        1 at every position of ``[0, n)``.
     """
-    starts = tile_starts(n, tile, overlap)
-    size = min(n, tile)
+    if n <= tile:
+        return n, [(0, np.ones(n, dtype=np.float32))]
+    align = max(1, int(align))
+    longest = max(align, tile // align * align)
+    overlap = min(_round_up(max(overlap, 0), align), longest // 2 // align * align)
+    count = math.ceil((n - overlap) / (longest - overlap))
+    # aligned steps of at least the overlap, so that only neighbours overlap
+    step = max(overlap, _round_up((n - overlap) / count, align))
+    size = step + overlap
+    count = math.ceil((n - overlap) / step)  # rounding the step up may spare a tile
+    starts = [i * step for i in range(count)]
     weights = [np.ones(size, dtype=np.float32) for _ in starts]
-    fade = max(1, overlap - 2 * (overlap // 4))
-    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade, dtype=np.float64) + 0.5) / fade)
-    for i in range(len(starts) - 1):
-        a, b = starts[i + 1], starts[i] + size  # the overlap of tiles i and i+1
-        lo = (a + b) // 2 - fade // 2
-        left, right = weights[i], weights[i + 1]
-        # tile i fades out over [lo, lo + fade), tile i + 1 fades in
-        left[lo - starts[i] : lo - starts[i] + fade] *= (1.0 - ramp).astype(np.float32)
-        left[lo - starts[i] + fade :] = 0.0
-        right[: lo - a] = 0.0
-        right[lo - a : lo - a + fade] *= ramp.astype(np.float32)
-    return list(zip(starts, weights))
+    if overlap:
+        fade = overlap - 2 * (overlap // 4) if fade is None else min(max(1, fade), overlap)
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)
+        ramp = ramp.astype(np.float32)
+        lo = step + (overlap - fade) // 2  # where a tile fades out, from its start
+        for left, right in itertools.pairwise(weights):
+            left[lo : lo + fade] *= 1.0 - ramp
+            left[lo + fade :] = 0.0
+            right[: lo - step] = 0.0
+            right[lo - step : lo - step + fade] *= ramp
+    weights[-1] = weights[-1][: n - starts[-1]]
+    return size, list(zip(starts, weights))
 
 
 @dataclass
@@ -53,7 +89,7 @@ class Tiling:
     """Tiles of one working-size plane, all of the same size so they batch.
 
     A tile's weight is the outer product of its row and column weights
-    (:func:`axis_weights`), which sum to 1 at every position along each axis:
+    (:func:`axis_tiles`), which sum to 1 at every position along each axis:
     the weighted tiles add up to the plane with no normalisation, and no
     plane-sized weight map is ever held.
     """
@@ -63,22 +99,35 @@ class Tiling:
     tiles: list[tuple[int, int, Any, Any]]  # (y0, x0, row weights, column weights) or Nones
 
     @classmethod
-    def build(cls, shape, tile, overlap, torch, device):
+    def build(cls, shape, tile, overlap, torch, device, align: int = 1, fade=None):
+        """Tiles of at most ``tile`` px covering ``shape`` (see :func:`axis_tiles`)."""
         h, w = shape
         if h <= tile and w <= tile:
             return cls(shape, (h, w), [(0, 0, None, None)])
-        overlap = max(0, min(overlap, tile // 2))
-        rows = [(y0, torch.from_numpy(wy).to(device)) for y0, wy in axis_weights(h, tile, overlap)]
-        cols = [(x0, torch.from_numpy(wx).to(device)) for x0, wx in axis_weights(w, tile, overlap)]
+        th, rows = axis_tiles(h, tile, overlap, align, fade)
+        tw, cols = axis_tiles(w, tile, overlap, align, fade)
+        rows = [(y0, torch.from_numpy(wy).to(device)) for y0, wy in rows]
+        cols = [(x0, torch.from_numpy(wx).to(device)) for x0, wx in cols]
         tiles = [(y0, x0, wy, wx) for y0, wy in rows for x0, wx in cols]
-        return cls(shape, (min(h, tile), min(w, tile)), tiles)
+        return cls(shape, (th, tw), tiles)
+
+    def tile_shape(self, index: int) -> tuple[int, int]:
+        """``(h, w)`` of tile ``index``: :attr:`size`, or less at the plane's bottom and right."""
+        wy, wx = self.tiles[index][2:]
+        return (self.size[0], self.size[1]) if wy is None else (len(wy), len(wx))
+
+    def crop(self, plane, index: int):
+        """Tile ``index`` of ``plane`` (C, H, W)."""
+        y0, x0 = self.tiles[index][:2]
+        th, tw = self.tile_shape(index)
+        return plane[:, y0 : y0 + th, x0 : x0 + tw]
 
     def add_weighted(self, acc, index: int, prediction) -> None:
-        """Add tile ``index``'s weighted ``prediction`` (C, th, tw) into ``acc`` (C, H, W).
+        """Add tile ``index``'s weighted ``prediction`` (C, h, w) into ``acc`` (C, H, W).
 
         ``prediction`` is scaled in place.
         """
         y0, x0, wy, wx = self.tiles[index]
-        th, tw = self.size
+        th, tw = self.tile_shape(index)
         prediction.mul_(wy[:, None]).mul_(wx)
         acc[:, y0 : y0 + th, x0 : x0 + tw] += prediction
