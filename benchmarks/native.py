@@ -38,13 +38,14 @@ class Settings:
 FULL = Settings(
     (("1024²", (1024, 1024)), ("4096²", (4096, 4096)), ("8192²", (8192, 8192)),
      ("stack 64×512²", (64, 512, 512))),
-    ("fp32", "bf16"),
+    ("fp32", "bf16", "auto"),
     ("astronaut", "coffee", "immunohistochemistry", "retina"),
     2,
 )  # fmt: skip
 QUICK = Settings(
-    (("512²", (512, 512)), ("stack 4×256²", (4, 256, 256))), ("fp32", "bf16"), ("coffee",), 1
-)
+    (("1024²", (1024, 1024)), ("stack 4×256²", (4, 256, 256))), ("fp32", "bf16", "auto"),
+    ("coffee",), 1,
+)  # fmt: skip
 
 
 def _rss_peak_mb() -> float:
@@ -71,11 +72,18 @@ def _image(shape) -> np.ndarray:
     return out
 
 
-def _network_gflop(model, pixels: int) -> float:
-    """The network's FLOPs for ``pixels`` pixels (it is fully convolutional: linear in pixels)."""
+def _network_gflop(name: str, pixels: int) -> float:
+    """The network's own FLOPs for ``pixels`` pixels (fully convolutional: linear in pixels).
+
+    Counted on the network as stored, not on the Colorizer's prepared copy, whose
+    fused oneDNN calls torch's FLOP counter does not see.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from napari_colorize.registry import load_model
+
+    model = load_model(name, device="cpu")[0].eval()
     x = torch.zeros(1, 1, 256, 256)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(x)
@@ -106,8 +114,11 @@ def _child(case: dict) -> dict:
     colorizer = Colorizer(
         case["model"], device="cpu", chroma_size=None, precision=case["precision"]
     )
-    gflop = _network_gflop(colorizer.model, int(np.prod(gray.shape)))
-    colorizer.colorize(gray[(0,) * (gray.ndim - 2)][:256, :256])  # warm up
+    gflop = _network_gflop(case["model"], int(np.prod(gray.shape)))
+    start = time.perf_counter()
+    overlap = colorizer.tile_overlap()  # measured once per network (overlap="auto")
+    probe = time.perf_counter() - start
+    colorizer.colorize(gray[(0,) * (gray.ndim - 2)][:1024, :1024])  # warm up, tiled
     times = []
     for _ in range(case["repeats"]):
         start = time.perf_counter()
@@ -115,7 +126,8 @@ def _child(case: dict) -> dict:
         times.append(time.perf_counter() - start)
     seconds = min(times)
     return {"seconds": seconds, "gflop": gflop, "gflops": gflop / seconds,
-            "matmul_gflops": ceiling, "rss_mb": _rss_peak_mb(),
+            "matmul_gflops": ceiling, "rss_mb": _rss_peak_mb(), "overlap": overlap,
+            "probe_s": probe, "used": colorizer.precision_used,
             "threads": torch.get_num_threads(), "repr": repr(colorizer)}  # fmt: skip
 
 
@@ -151,6 +163,35 @@ def colour_change(model: str, photos, precision: str) -> float:
     return float(np.mean(changes))
 
 
+def quality_set_change(model: str, n: int = 1000) -> float:
+    """Mean CIEDE2000 between bf16 and float32 on punks:test (the quality benchmark's set)."""
+    from napari_colorize import sample_data
+    from napari_colorize.color import rgb_to_lab
+    from napari_colorize.inference import Colorizer
+    from napari_colorize.metrics import ciede2000
+
+    (gray, _, _), _ = sample_data.punks_stack(n)
+    runs = [
+        Colorizer(model, device="cpu", chroma_size=None, precision=p).colorize(gray)
+        for p in ("fp32", "bf16")
+    ]
+    return float(ciede2000(rgb_to_lab(runs[1]), rgb_to_lab(runs[0])))
+
+
+def tiling_error(model: str, side: int = 1000) -> dict:
+    """Tiles against the whole image at ``side``²: max |ab difference|, for each overlap."""
+    from napari_colorize.inference import Colorizer
+
+    gray = _image((side, side))
+    whole = Colorizer(model, device="cpu", chroma_size=None, tile=2 * side).predict_ab(gray)
+    out = {}
+    for overlap in (64, "auto"):
+        colorizer = Colorizer(model, device="cpu", chroma_size=None, overlap=overlap)
+        diff = np.abs(colorizer.predict_ab(gray) - whole)
+        out[f"{overlap} ({colorizer.tile_overlap()} px)"] = (float(diff.max()), float(diff.mean()))
+    return out
+
+
 def measure(settings: Settings, model: str) -> dict:
     rows = []
     for name, shape in settings.cases:
@@ -161,8 +202,9 @@ def measure(settings: Settings, model: str) -> dict:
             result.update(case=name, precision=precision)
             rows.append(result)
             print(name, precision, result, flush=True)
-    changes = {p: colour_change(model, settings.photos, p) for p in settings.precisions}
-    return {"rows": rows, "changes": changes}
+    changes = {p: colour_change(model, settings.photos, p) for p in ("fp32", "bf16")}
+    return {"rows": rows, "changes": changes, "punks_bf16": quality_set_change(model),
+            "tiling": tiling_error(model)}  # fmt: skip
 
 
 def format_report(results: dict, model: str, command: str, minutes: float) -> str:
@@ -170,22 +212,29 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
         f"Measured {report.today()} with `{command}` in {minutes:.1f} min on "
         f"{report.machine()}; model `{model}` at full resolution (`chroma_size=None`), tiled.",
         "",
-        "GFLOP: the network's own FLOPs at the image size (counted once); GFLOP/s: that over "
-        "the wall time of `colorize` (reading, tiles, overlap and composing included); of "
-        "matmul: against a dense float32 2048² matmul timed in the same process; peak RSS: "
-        "the process's VmHWM.",
+        "GFLOP: the network's own FLOPs at the image size (counted once, on the network as "
+        "stored); GFLOP/s: that over the wall time of `colorize` (reading, tiles, overlap and "
+        "composing included); of matmul: against a dense float32 2048² matmul timed in the "
+        "same process; peak RSS: the process's VmHWM. The tiles overlap by what "
+        '`overlap="auto"` measured, once per network and process (column probe); `auto` '
+        "shows the precision it chose.",
         "",
-        "| image | precision | seconds | GFLOP | GFLOP/s | of matmul | peak RSS |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| image | precision | seconds | GFLOP | GFLOP/s | of matmul | peak RSS | overlap "
+        "| probe |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["rows"]:
         if "error" in row:
             lines.append(f"| {row['case']} | {row['precision']} | {row['error']} | | | | |")
             continue
+        precision = row["precision"]
+        if precision == "auto":
+            precision = f"auto ({row.get('used', '?')})"
         lines.append(
-            f"| {row['case']} | {row['precision']} | {row['seconds']:.2f} | {row['gflop']:.0f} | "
+            f"| {row['case']} | {precision} | {row['seconds']:.2f} | {row['gflop']:.0f} | "
             f"{row['gflops']:.1f} | {row['gflops'] / row['matmul_gflops']:.0%} | "
-            f"{row['rss_mb'] / 1024:.2f} GB |"
+            f"{row['rss_mb'] / 1024:.2f} GB | {row.get('overlap', '?')} px | "
+            f"{row.get('probe_s', float('nan')):.2f} s |"
         )
     lines += [
         "",
@@ -193,6 +242,16 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
         "",
     ]
     lines += [f"- {p}: {v:.3f}" for p, v in results["changes"].items()]
+    lines += [
+        f"- bf16 on punks:test (the quality benchmark's 1,000 punks): {results['punks_bf16']:.3f}",
+        "",
+        "Tiles against the whole image (a 1000² image, 512-px tiles; |ab| difference, Lab units):",
+        "",
+    ]
+    lines += [
+        f"- overlap {k}: max {mx:.2f}, mean {mean:.4f}"
+        for k, (mx, mean) in results["tiling"].items()
+    ]
     return "\n".join(lines)
 
 

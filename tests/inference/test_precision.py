@@ -195,3 +195,12 @@ def test_without_amx_auto_stays_float32():
     colorizer = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
     assert not any(m.startswith("precision") for m in _run_messages(colorizer, _nine_tiles()))
     assert set(net.dtypes) == {torch.float32}
+
+
+def test_gpu_passes_follow_the_free_memory():
+    from napari_colorize.inference.network import MAX_GPU_BATCH, pixels_that_fit
+
+    assert pixels_that_fit(8 * 2**30, 2048.0) == 2**21  # half of 8 GiB at 2 KiB a pixel
+    assert pixels_that_fit(100, 1e9) == 1  # never nothing: the OOM fallback takes over
+    assert pixels_that_fit(2**30, 0.0) == 2**29  # a pixel costs at least a byte
+    assert MAX_GPU_BATCH >= 16  # at least the former fixed GPU batch

@@ -113,11 +113,13 @@ class Colorizer(NetworkSteps):
         module without a checkpoint gets 256. :attr:`chroma_size` then holds
         the size for images near the training size.
     batch_size : int, optional
-        Network inputs (tiles or planes) per forward pass; default 16 on a
-        GPU, and on the CPU up to 8 but no more than :data:`CPU_BATCH_PIXELS`
-        pixels per pass (two 512x512 tiles: at full resolution larger batches
-        were slower and held 0.55 GB more at 4096², ``python -m
-        benchmarks.run --suite native``).
+        Network inputs (tiles or planes) per forward pass. Default: on CUDA
+        as many as fit in half the free memory (measured from one pass, at
+        most 64), 16 on MPS, and on the CPU up to 8 but no more than
+        :data:`CPU_BATCH_PIXELS` pixels per pass (two 512x512 tiles: at full
+        resolution larger batches were slower and held 0.55 GB more at 4096²,
+        ``python -m benchmarks.run --suite native``). Halved when CUDA runs out
+        of memory, then the tile is.
     hints : array or mapping of str to array, optional
         Colour hints for a hint-aware model, in the package's hint format (see
         :mod:`napari_colorize.models.hint_format`): channel-last ``(H, W, 3)`` = ab hint
@@ -281,6 +283,9 @@ class Colorizer(NetworkSteps):
         self._batch = self.batch_size
         #: Pixels per forward pass on the CPU when the batch size was not given
         self._batch_pixels = CPU_BATCH_PIXELS if batch_size is None and not gpu else None
+        #: On CUDA without a batch size: passes as large as half the free memory allows
+        self._auto_batch = batch_size is None
+        self._gpu_pixels = None  # measured on the first CUDA pass
         self._stop = threading.Event()
         self.stopped = False
         self._workers = Workers(torch.get_num_threads())

@@ -13,13 +13,36 @@ import contextlib
 import numpy as np
 
 from ..color import AB_SCALE, l_to_net
+from ..models.hint_format import HINT_CHANNELS
 from .precision import MAX_COLOUR_CHANGE, check_window, colour_change
 from .progress import ColorizeProgress
 
-__all__ = ["NetworkSteps"]
+__all__ = ["MAX_GPU_BATCH", "NetworkSteps", "pixels_that_fit"]
 
 #: Smallest tile the out-of-memory fallback goes down to.
 _MIN_TILE = 32
+#: Most tiles in one pass on a GPU when the batch follows the free memory.
+MAX_GPU_BATCH = 64
+#: Share of the free GPU memory the forward passes may plan to use.
+GPU_MEMORY_SHARE = 0.5
+
+
+def free_cuda_memory(device) -> int:
+    """Bytes of CUDA memory free on ``device`` (to this process and others)."""
+    import torch
+
+    return int(torch.cuda.mem_get_info(device)[0])
+
+
+def pixels_that_fit(free_bytes: int, bytes_per_pixel: float, share: float = GPU_MEMORY_SHARE):
+    """Input pixels one forward pass may take so that it uses ``share`` of ``free_bytes``.
+
+    Examples
+    --------
+    >>> pixels_that_fit(8 * 2**30, 2048.0)  # 8 GiB free, 2 KiB of activations per pixel
+    2097152
+    """
+    return max(1, int(free_bytes * share / max(bytes_per_pixel, 1.0)))
 
 
 class NetworkSteps:
@@ -39,7 +62,7 @@ class NetworkSteps:
             parts = [shrink(torch.from_numpy(lightness)[None, None]) for _, lightness in group]
             # CIE L: the network's units are made per pass, so that at full
             # resolution no second plane-sized copy is held
-            l_work = (parts[0] if len(parts) == 1 else torch.cat(parts)).to(self.device)
+            l_work = self._to_device(parts[0] if len(parts) == 1 else torch.cat(parts))
             cond = {}
             for name, (value, per_plane) in hints.items():
                 maps = []
@@ -53,8 +76,43 @@ class NetworkSteps:
                     else:
                         v = shrink(v)
                     maps.append(v)
-                cond[name] = torch.cat(maps).to(self.device)
+                cond[name] = self._to_device(torch.cat(maps))
         return l_work, cond
+
+    def _to_device(self, tensor):
+        """``tensor`` on the device; to CUDA through pinned memory, not waiting for the copy."""
+        if self.device.type != "cuda":
+            return tensor.to(self.device)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def _pixels_per_pass(self, tile_pixels: int) -> int:
+        """How many tiles of ``tile_pixels`` one forward pass takes (before any OOM fallback)."""
+        per_pass = self._batch
+        if self._batch_pixels is not None:  # the CPU's cache-sized passes
+            return max(1, min(per_pass, self._batch_pixels // tile_pixels))
+        if self.device.type == "cuda" and self._auto_batch:
+            if self._gpu_pixels is None:
+                self._gpu_pixels = pixels_that_fit(
+                    free_cuda_memory(self.device), self._bytes_per_pixel()
+                )
+            return max(1, min(MAX_GPU_BATCH, self._gpu_pixels // tile_pixels))
+        return per_pass
+
+    def _bytes_per_pixel(self) -> float:
+        """CUDA memory one input pixel takes in a forward pass (peak of a 256² pass, measured)."""
+        import torch
+
+        side = 256
+        x = torch.zeros((1, 1, side, side), device=self.device)
+        cond = {}
+        if self.model_takes_hints:
+            cond["hints"] = torch.zeros((1, HINT_CHANNELS, side, side), device=self.device)
+        torch.cuda.synchronize(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._forward(x, cond, self.autocast_dtype)
+        torch.cuda.synchronize(self.device)
+        return max(1.0, (torch.cuda.max_memory_allocated(self.device) - base) / side**2)
 
     def _forward(self, x, cond, dtype):
         """The network's ab (N, 2, h, w) in its own units, autocast to ``dtype`` (or None)."""
@@ -140,9 +198,7 @@ class NetworkSteps:
             while i < len(items):
                 if self._stop.is_set():
                     return None
-                per_pass = self._batch  # lowered by the out-of-memory fallback
-                if self._batch_pixels is not None:
-                    per_pass = max(1, min(per_pass, self._batch_pixels // (th * tw)))
+                per_pass = self._pixels_per_pass(th * tw)
                 chunk = items[i : i + per_pass]
                 shape = tiling.tile_shape(chunk[0][1])
                 chunk = [item for item in chunk if tiling.tile_shape(item[1]) == shape]
@@ -163,6 +219,7 @@ class NetworkSteps:
                     self._release_memory()
                     if len(chunk) > 1:
                         self._batch = max(1, len(chunk) // 2)
+                        self._auto_batch = False  # from now on the halved batch
                         message = f"out of memory: batch size lowered to {self._batch}"
                     else:
                         new_tile = max(th, tw) // 2
