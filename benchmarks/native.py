@@ -90,18 +90,23 @@ def _network_gflop(name: str, pixels: int) -> float:
     return counter.get_total_flops() / (256 * 256) * pixels / 1e9
 
 
-def _matmul_gflops(repeats: int = 5) -> float:
+def _matmul_gflops(device: str = "cpu", repeats: int = 5) -> float:
     import torch
 
-    n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
+    n = 2048 if device == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+
+    def timed():
+        if device != "cpu":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 / best / 1e9
+        if device != "cpu":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    timed()
+    return 2 * n**3 / min(timed() for _ in range(repeats)) / 1e9
 
 
 def _child(case: dict) -> dict:
@@ -109,10 +114,11 @@ def _child(case: dict) -> dict:
 
     from napari_colorize.inference import Colorizer
 
-    ceiling = _matmul_gflops()
+    device = case.get("device", "cpu")
+    ceiling = _matmul_gflops(device)
     gray = _image(tuple(case["shape"]))
     colorizer = Colorizer(
-        case["model"], device="cpu", chroma_size=None, precision=case["precision"]
+        case["model"], device=device, chroma_size=None, precision=case["precision"]
     )
     gflop = _network_gflop(case["model"], int(np.prod(gray.shape)))
     start = time.perf_counter()
@@ -193,15 +199,22 @@ def tiling_error(model: str, side: int = 1000) -> dict:
 
 
 def measure(settings: Settings, model: str) -> dict:
+    import torch
+
     rows = []
+    # GPU rows where there is one (float32 and what "auto" picks there: bf16 or fp16)
+    runs = [("cpu", p) for p in settings.precisions]
+    if torch.cuda.is_available():
+        runs += [("cuda", "fp32"), ("cuda", "auto")]
     for name, shape in settings.cases:
-        for precision in settings.precisions:
+        for device, precision in runs:
             case = {"model": model, "shape": list(shape), "precision": precision,
-                    "repeats": settings.repeats}  # fmt: skip
+                    "repeats": settings.repeats, "device": device}  # fmt: skip
             result = _run_child(case)
-            result.update(case=name, precision=precision)
+            label = precision if device == "cpu" else f"{device} {precision}"
+            result.update(case=name, precision=label)
             rows.append(result)
-            print(name, precision, result, flush=True)
+            print(name, label, result, flush=True)
     changes = {p: colour_change(model, settings.photos, p) for p in ("fp32", "bf16")}
     return {"rows": rows, "changes": changes, "punks_bf16": quality_set_change(model),
             "tiling": tiling_error(model)}  # fmt: skip
@@ -215,7 +228,7 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
         "GFLOP: the network's own FLOPs at the image size (counted once, on the network as "
         "stored); GFLOP/s: that over the wall time of `colorize` (reading, tiles, overlap and "
         "composing included); of matmul: against a dense float32 2048² matmul timed in the "
-        "same process; peak RSS: the process's VmHWM. The tiles overlap by what "
+        "same process (8192² on a GPU); peak RSS: the process's VmHWM. The tiles overlap by what "
         '`overlap="auto"` measured, once per network and process (column probe); `auto` '
         "shows the precision it chose.",
         "",
@@ -228,8 +241,8 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
             lines.append(f"| {row['case']} | {row['precision']} | {row['error']} | | | | |")
             continue
         precision = row["precision"]
-        if precision == "auto":
-            precision = f"auto ({row.get('used', '?')})"
+        if precision.endswith("auto"):
+            precision = f"{precision} ({row.get('used', '?')})"
         lines.append(
             f"| {row['case']} | {precision} | {row['seconds']:.2f} | {row['gflop']:.0f} | "
             f"{row['gflops']:.1f} | {row['gflops'] / row['matmul_gflops']:.0%} | "
