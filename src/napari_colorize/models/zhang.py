@@ -137,6 +137,23 @@ class ECCV16Config:
         return asdict(self)
 
 
+class _ConfigField:
+    """An attribute that reads one field of its owner's ``config`` dataclass and sets it.
+
+    Setting replaces the config with :func:`dataclasses.replace`, so the
+    config's own validation (``__post_init__``) checks the new value.
+    """
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj.config, self.name)
+
+    def __set__(self, obj, value) -> None:
+        obj.config = dataclasses.replace(obj.config, **{self.name: value})
+
+
 class ECCV16Colorizer(nn.Module):
     """Zhang et al. 2016: L -> distribution over 313 ab bins -> ab.
 
@@ -180,23 +197,10 @@ class ECCV16Colorizer(nn.Module):
         self.model_out = nn.Conv2d(self.num_bins, 2, 1, bias=False)
         self.upsample4 = nn.Upsample(scale_factor=4, mode="bilinear")
 
-    @property
-    def decoding(self) -> str:
-        """``config.decoding``; settable (validated), e.g. after loading published weights."""
-        return self.config.decoding
-
-    @decoding.setter
-    def decoding(self, value: str) -> None:
-        self.config = dataclasses.replace(self.config, decoding=value)
-
-    @property
-    def temperature(self) -> float:
-        """``config.temperature``; settable (validated)."""
-        return self.config.temperature
-
-    @temperature.setter
-    def temperature(self, value: float) -> None:
-        self.config = dataclasses.replace(self.config, temperature=value)
+    #: ``config.decoding``; settable (validated), e.g. after loading published weights.
+    decoding = _ConfigField()
+    #: ``config.temperature``; settable (validated).
+    temperature = _ConfigField()
 
     @property
     def bin_centers(self) -> torch.Tensor:
