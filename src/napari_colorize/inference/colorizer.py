@@ -21,7 +21,6 @@ from ..guided import HintPropagator
 from ..temporal import run_sequences
 from . import model_cache
 from .compose import Composer
-from .context import CROSS_FADE, context_margin
 from .network import NetworkSteps
 from .options import (
     CPU_BATCH_PIXELS,
@@ -47,10 +46,6 @@ _STRIP_PIXELS = 1 << 20
 _GROUP_PIXELS = 1 << 24
 
 _OUTPUTS = ("rgb", "lab", "ab")
-
-
-#: The tiles' overlap where ``overlap="auto"`` cannot measure the network's context.
-_FALLBACK_OVERLAP = 64
 
 
 def _precision_name(dtype) -> str:
@@ -500,45 +495,6 @@ class Colorizer(NetworkSteps):
             yield ColorizeProgress(state.done, state.total, None, "stopped")
         self._stop.clear()
         return out
-
-    def tile_overlap(self) -> int:
-        """The tiles' overlap in working-size pixels (``overlap="auto"`` measured on first use)."""
-        return self._overlap_and_fade()[0]
-
-    def _overlap_and_fade(self) -> tuple[int, int | None]:
-        if self.overlap != "auto":
-            return self.overlap, None
-        if self._overlap is None:
-            self._overlap = (_FALLBACK_OVERLAP, None)
-            if self.model is not None:
-                try:
-                    margin = context_margin(self.model, self._probe_forward)
-                except Exception:  # a network that needs inputs the probe cannot make
-                    margin = None  # (None too where the output depends on the whole image)
-                if margin is not None:
-                    self._overlap = (2 * margin + CROSS_FADE, CROSS_FADE)
-        return self._overlap
-
-    def _tiling(self, work: tuple[int, int], tile: int) -> Tiling:
-        """Tiles of at most ``tile`` px over a working-size plane, aligned for the network."""
-        import torch
-
-        if max(work) <= tile:
-            return Tiling.build(work, tile, 0, torch, self.device)
-        overlap, fade = self._overlap_and_fade()
-        # starts on the network's own grid, but never a grid coarser than a quarter tile
-        align = max(1, min(int(getattr(self.model, "downsampling", None) or 8), tile // 4))
-        return Tiling.build(work, tile, overlap, torch, self.device, align, fade)
-
-    def _probe_forward(self, x):
-        import torch
-
-        from ..models.hint_format import HINT_CHANNELS
-
-        cond = {}
-        if self.model_takes_hints:  # no hints: zeros, as a run without hints gives it
-            cond["hints"] = torch.zeros((1, HINT_CHANNELS, *x.shape[-2:]), device=self.device)
-        return self._forward(x.to(self.device), cond, None)
 
     def working_shape(self, spatial_shape: tuple[int, int]) -> tuple[int, int]:
         """The ``(h, w)`` the network sees for a plane of ``spatial_shape``.

@@ -1,9 +1,11 @@
-"""A network's prediction at the working size: hint maps shrunk, tiles batched, OOM fallback.
+"""A network's prediction at the working size: tiles, batches, precision, OOM fallback.
 
 :class:`NetworkSteps` holds the :class:`~.colorizer.Colorizer`'s steps that run its
-network: the working-size inputs of a group of planes, one forward pass (channels
-last, autocast, the model contract checked) and the tiled, batched prediction that
-halves the batch, then the tile, when CUDA runs out of memory.
+network: the tiling of a working-size plane (aligned to the network, overlapping by
+the context it needs), the working-size inputs of a group of planes, one forward
+pass (channels last, autocast, the model contract checked) and the tiled, batched
+prediction that settles "auto" precision first and halves the batch, then the tile,
+when CUDA runs out of memory.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import numpy as np
 
 from ..color import AB_SCALE, l_to_net
 from ..models.hint_format import HINT_CHANNELS
+from .context import CROSS_FADE, context_margin
 from .precision import MAX_COLOUR_CHANGE, check_window, colour_change
 from .progress import ColorizeProgress
+from .tiling import Tiling
 
 __all__ = ["MAX_GPU_BATCH", "NetworkSteps", "pixels_that_fit"]
 
@@ -25,6 +29,8 @@ _MIN_TILE = 32
 MAX_GPU_BATCH = 64
 #: Share of the free GPU memory the forward passes may plan to use.
 GPU_MEMORY_SHARE = 0.5
+#: The tiles' overlap where ``overlap="auto"`` cannot measure the network's context.
+_FALLBACK_OVERLAP = 64
 
 
 def free_cuda_memory(device) -> int:
@@ -47,6 +53,45 @@ def pixels_that_fit(free_bytes: int, bytes_per_pixel: float, share: float = GPU_
 
 class NetworkSteps:
     """The network steps of :class:`~.colorizer.Colorizer` (a mixin: uses its attributes)."""
+
+    def tile_overlap(self) -> int:
+        """The tiles' overlap in working-size pixels (``overlap="auto"`` measured on first use)."""
+        return self._overlap_and_fade()[0]
+
+    def _overlap_and_fade(self) -> tuple[int, int | None]:
+        if self.overlap != "auto":
+            return self.overlap, None
+        if self._overlap is None:
+            self._overlap = (_FALLBACK_OVERLAP, None)
+            if self.model is not None:
+                try:
+                    margin = context_margin(self.model, self._probe_forward)
+                except Exception:  # a network that needs inputs the probe cannot make
+                    margin = None  # (None too where the output depends on the whole image)
+                if margin is not None:
+                    self._overlap = (2 * margin + CROSS_FADE, CROSS_FADE)
+        return self._overlap
+
+    def _tiling(self, work: tuple[int, int], tile: int) -> Tiling:
+        """Tiles of at most ``tile`` px over a working-size plane, aligned for the network."""
+        import torch
+
+        if max(work) <= tile:
+            return Tiling.build(work, tile, 0, torch, self.device)
+        overlap, fade = self._overlap_and_fade()
+        # starts on the network's own grid, but never a grid coarser than a quarter tile
+        align = max(1, min(int(getattr(self.model, "downsampling", None) or 8), tile // 4))
+        return Tiling.build(work, tile, overlap, torch, self.device, align, fade)
+
+    def _probe_forward(self, x):
+        import torch
+
+        from ..models.hint_format import HINT_CHANNELS
+
+        cond = {}
+        if self.model_takes_hints:  # no hints: zeros, as a run without hints gives it
+            cond["hints"] = torch.zeros((1, HINT_CHANNELS, *x.shape[-2:]), device=self.device)
+        return self._forward(x.to(self.device), cond, None)
 
     def _working_inputs(self, group, work, hints):
         """``(l_work, cond)``: the group's CIE L (B, 1, h, w) and hint maps at the working size."""
