@@ -1,9 +1,11 @@
-"""BatchNorm folding A/B at full resolution: ``python -m benchmarks.experiments.folding_ab``.
+"""Inference preparation A/B at full resolution: ``python -m benchmarks.experiments.folding_ab``.
 
 The same ``Colorizer(MODEL, chroma_size=None)`` on one SIZE² image, alternately
-with the networks' BatchNorm folded into their convolutions (the default) and
-unfolded (:func:`napari_colorize.models.folding.fold_batchnorm` replaced by the
-identity), ROUNDS times each; prints each run and the best of each.
+with the network as stored (``stored``), with its BatchNorm folded into its
+convolutions only (``folded``) and fully prepared for inference (``prepared``,
+the default: :func:`napari_colorize.models.folding.prepare_for_inference` also
+projects before upsampling in the decoder and fuses each convolution with its
+ReLU), ROUNDS times each; prints each run and the best of each.
 """
 
 from __future__ import annotations
@@ -24,22 +26,27 @@ def main(argv=None) -> int:
     from napari_colorize.inference import Colorizer, clear_model_cache
 
     gray = _image((args.size, args.size))
-    real = folding.fold_batchnorm
+    real = folding.prepare_for_inference
+    variants = {
+        "stored": lambda model, device=None: model.eval(),
+        "folded": lambda model, device=None: folding.fold_batchnorm(model),
+        "prepared": real,
+    }
     best: dict[str, float] = {}
     try:
         for _ in range(args.rounds):
-            for name in ("folded", "unfolded"):
-                folding.fold_batchnorm = real if name == "folded" else (lambda m: m.eval())
+            for name, prepare in variants.items():
+                folding.prepare_for_inference = prepare
                 clear_model_cache()
                 colorizer = Colorizer(args.model, device="cpu", chroma_size=None)
-                colorizer.colorize(gray[:256, :256])
+                colorizer.colorize(gray[:1024, :1024])  # kernels and the context probe
                 start = time.perf_counter()
                 colorizer.colorize(gray)
                 seconds = time.perf_counter() - start
                 best[name] = min(best.get(name, seconds), seconds)
                 print(f"{name}: {seconds:.2f} s", flush=True)
     finally:
-        folding.fold_batchnorm = real
+        folding.prepare_for_inference = real
     print(", ".join(f"best {name}: {s:.2f} s" for name, s in best.items()))
     return 0
 
