@@ -140,8 +140,8 @@ def _run_messages(colorizer, gray):
     return [event.message for event in colorizer.run(gray)]
 
 
-def _nine_tiles():
-    return _gray(96)  # 3 x 3 tiles of 48 with overlap 16
+def _many_tiles():
+    return _gray(160)  # 5 x 5 tiles of 48 with overlap 16
 
 
 @pytest.mark.parametrize(("limit", "chosen"), [(10.0, "bf16"), (-1.0, "fp32")])
@@ -149,12 +149,12 @@ def test_auto_checks_bf16_on_the_run_own_data(amx, monkeypatch, limit, chosen):
     monkeypatch.setattr("napari_colorize.inference.network.MAX_COLOUR_CHANGE", limit)
     net = _DtypeRecording()
     colorizer = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
-    messages = _run_messages(colorizer, _nine_tiles())
+    messages = _run_messages(colorizer, _many_tiles())
     verdict = [m for m in messages if m.startswith("precision")]
     assert len(verdict) == 1
     assert verdict[0].startswith(f"precision {chosen}: bf16 moves colours by ")
     assert colorizer.precision_used == chosen
-    # the check ran one tile twice (float32, bf16), then the 9 tiles in the chosen precision
+    # the check ran one tile twice (float32, bf16), then the 25 tiles in the chosen precision
     expected = torch.bfloat16 if chosen == "bf16" else torch.float32
     assert net.dtypes[:2] == [torch.float32, torch.bfloat16]
     assert len(net.dtypes) > 2
@@ -183,17 +183,17 @@ def test_small_runs_and_forced_precisions_are_not_checked(amx):
     assert not any(m.startswith("precision") for m in _run_messages(small, _gray(48)))
     assert net.dtypes == [torch.float32]
     forced = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16, precision="fp32")
-    assert not any(m.startswith("precision") for m in _run_messages(forced, _nine_tiles()))
+    assert not any(m.startswith("precision") for m in _run_messages(forced, _many_tiles()))
     assert forced.precision_used == "fp32"
     bf16 = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16, precision="bf16")
-    _run_messages(bf16, _nine_tiles())
+    _run_messages(bf16, _many_tiles())
     assert bf16.precision_used == "bf16"
 
 
 def test_without_amx_auto_stays_float32():
     net = _DtypeRecording()
     colorizer = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
-    assert not any(m.startswith("precision") for m in _run_messages(colorizer, _nine_tiles()))
+    assert not any(m.startswith("precision") for m in _run_messages(colorizer, _many_tiles()))
     assert set(net.dtypes) == {torch.float32}
 
 

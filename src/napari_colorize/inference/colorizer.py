@@ -139,7 +139,7 @@ class Colorizer(NetworkSteps):
         For data without a photo range; see :func:`images.intensity_range`.
     precision : {"auto", "fp32", "bf16", "fp16"}
         The network's precision (autocast): ``"auto"`` is bf16 or fp16 on CUDA
-        and float32 on MPS; on a CPU with AMX a large run (8 tiles or more)
+        and float32 on MPS; on a CPU with AMX a large run (16 tiles or more)
         first colours its first plane's centre tile in float32 and bf16 and
         keeps bf16 if the colours move by at most 0.1 CIEDE2000 there
         (:mod:`.precision`; :attr:`precision_used` says what a run used),
