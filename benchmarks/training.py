@@ -144,7 +144,10 @@ def _case_rows(device, threads, case, variants, repeats, first_steps) -> list[st
     patch, batch = case[:2]
     runs = {label: [] for label, _ in variants}
     for round_ in range(repeats):
-        for label, levers in variants:
+        # each round starts one variant later, so that a burst of load elsewhere does
+        # not always hit the same neighbours
+        shift = round_ % len(variants)
+        for label, levers in variants[shift:] + variants[:shift]:
             runs[label].append(measure(*case, device=device, **dict(levers)))
             if levers.get("compile") and round_ == 0:
                 first_steps.append(runs[label][-1]["first_step_s"])
@@ -197,8 +200,9 @@ def main(args) -> int:
         notes += (
             f"\nThe first compiled run of each row group took {min(first_steps):.0f}–"
             f"{max(first_steps):.0f} s to its first step (compiling; the later runs in the "
-            "same process reuse the compiled code, and the compiler's caches on disk shorten "
-            "a new process's compile).\n"
+            "same process reuse the compiled code, and inductor's caches on disk, when warm "
+            "from earlier runs, shorten a new process's compile: with cold caches `beta` at "
+            "24² took about a minute on this CPU).\n"
         )
     if not torch.cuda.is_available():
         notes += (
@@ -216,9 +220,9 @@ warm-up steps (a compiled run compiles in its first step, which is not timed).
 Each lever is a `TrainConfig` field (see the Speed section of `docs/training.md`):
 the baseline is float32 without channels-last or the fused optimizer, as the loop
 ran before they existed; "× baseline" is the ratio of the medians. The variants
-of a row group ran in turn, {repeats} round(s) of all of them in one process, so
-that the load of the machine's other jobs hits each alike; median and range of
-the {repeats} run(s).
+of a row group ran in turn, {repeats} round(s) of all of them in one process (each
+round starting one variant later), so that the load of the machine's other jobs
+hits each alike; median and range of the {repeats} run(s).
 
 Machine: {report.machine()}.
 Load average (1, 5, 15 min) before: {load_before}; after: {load_after}. The CPU is

@@ -90,7 +90,10 @@ def amp_dtype(amp, device):
             f"amp must be True, False or one of 'auto', 'fp32', 'bf16', 'fp16'; got {amp!r}"
         )
     precision = "auto" if amp is True else "fp32" if amp is False else amp
-    return inference_dtype(device, precision)
+    try:
+        return inference_dtype(device, precision)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (TrainConfig.amp, or --precision of the train command)") from None
 
 
 def move_batch(batch, device, channels_last: bool = False) -> tuple:
