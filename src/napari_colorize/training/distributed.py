@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .trainer import Trainer, _epoch_order
+from .randomness import epoch_order
+from .trainer import Trainer
 
 __all__ = [
     "DistributedTask",
@@ -308,7 +309,7 @@ class DistributedTrainer(Trainer):
         """This process's share of the items of ``epoch``, in order, and its batch size."""
         from torch.utils.data import DistributedSampler
 
-        order = _epoch_order(self.config.seed, epoch, self.n_train)
+        order = epoch_order(self.config.seed, epoch, self.n_train)
         order = order[: self.steps_per_epoch * self.batch_size]
         sampler = DistributedSampler(
             order, num_replicas=self.world_size, rank=self.rank, shuffle=False, drop_last=True

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -40,6 +39,7 @@ from .events import (
     TrainResult,
     ValidationEvent,
 )
+from .randomness import epoch_order, rng_state, seed_everything, set_rng_state
 from .task import ColorizationTask
 
 __all__ = ["TrainConfig", "Trainer", "export_model"]
@@ -133,39 +133,6 @@ def _describe_data(data) -> str | None:
         return str(data)
     spec = getattr(data, "spec", None)
     return spec if isinstance(spec, str) else None
-
-
-def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
-    """The permutation of ``n`` items used in ``epoch``: a function of ``(seed, epoch)`` only."""
-    return np.random.default_rng((int(seed), int(epoch), 0x5EED)).permutation(n)
-
-
-def _rng_state() -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),  # noqa: NPY002 (the legacy global state is what we save)
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
-    python = state["python"]
-    random.setstate((python[0], tuple(python[1]), python[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        cuda = state["cuda"]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (seed code that uses the global RNG)
-    torch.manual_seed(seed)
 
 
 def _collate(items):
@@ -305,7 +272,7 @@ class Trainer:
             total.append(cfg.max_steps)
         self.total_steps = min(total) if total else self.steps_per_epoch
 
-        _seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         model = _build_model(cfg.arch, cfg.model_config)
         if init is not None:
             load_state_into(model, init.model_state, source=self.init_checkpoint, arch=cfg.arch)
@@ -395,7 +362,7 @@ class Trainer:
         state = {
             "optims": {k: o.state_dict() for k, o in self.optims.items()},
             "modules": modules,
-            "rng": _rng_state(),
+            "rng": rng_state(),
         }
         tensors, js = flatten_state(state)
         epoch, batch_in_epoch = divmod(step, self.steps_per_epoch)
@@ -462,7 +429,7 @@ class Trainer:
                 m.load_state_dict(state["modules"][name])
         for name, o in self.optims.items():
             o.load_state_dict(state["optims"][name])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.step = int(meta["step"])
         self.elapsed_before = float(meta.get("elapsed_s", 0.0))
         self.last_metrics = dict(ckpt.meta.metrics or {})
@@ -471,7 +438,7 @@ class Trainer:
 
     def _epoch_items(self, epoch: int) -> tuple[np.ndarray, int]:
         """This process's items of ``epoch``, in order, and its batch size."""
-        return _epoch_order(self.config.seed, epoch, self.n_train), self.batch_size
+        return epoch_order(self.config.seed, epoch, self.n_train), self.batch_size
 
     def _batches(self, epoch: int, start: int):
         """Batches ``start, start+1, ...`` of ``epoch`` (drop_last), as tuples of tensors."""
