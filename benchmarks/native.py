@@ -90,7 +90,7 @@ def _network_gflop(name: str, pixels: int) -> float:
     return counter.get_total_flops() / (256 * 256) * pixels / 1e9
 
 
-def _matmul_gflops(device: str = "cpu", repeats: int = 5) -> float:
+def _matmul_gflops(device: str = "cpu", repeats: int = 10) -> float:
     import torch
 
     n = 2048 if device == "cpu" else 8192
@@ -106,7 +106,13 @@ def _matmul_gflops(device: str = "cpu", repeats: int = 5) -> float:
         return time.perf_counter() - start
 
     timed()
-    return 2 * n**3 / min(timed() for _ in range(repeats)) / 1e9
+    # the best of at least ``repeats`` runs and a second: a single slow run on a
+    # shared machine must not set the ceiling
+    best, spent, runs = float("inf"), 0.0, 0
+    while runs < repeats or spent < 1.0:
+        seconds = timed()
+        best, spent, runs = min(best, seconds), spent + seconds, runs + 1
+    return 2 * n**3 / best / 1e9
 
 
 def _child(case: dict) -> dict:
@@ -134,6 +140,7 @@ def _child(case: dict) -> dict:
     return {"seconds": seconds, "gflop": gflop, "gflops": gflop / seconds,
             "matmul_gflops": ceiling, "rss_mb": _rss_peak_mb(), "overlap": overlap,
             "probe_s": probe, "used": colorizer.precision_used,
+            "checked": colorizer.bf16_change,
             "threads": torch.get_num_threads(), "repr": repr(colorizer)}  # fmt: skip
 
 
@@ -230,7 +237,8 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
         "composing included); of matmul: against a dense float32 2048² matmul timed in the "
         "same process (8192² on a GPU); peak RSS: the process's VmHWM. The tiles overlap by what "
         '`overlap="auto"` measured, once per network and process (column probe); `auto` '
-        "shows the precision it chose.",
+        "shows the precision it chose and the colour change (CIEDE2000) its check measured "
+        "on the centre tile of the first plane.",
         "",
         "| image | precision | seconds | GFLOP | GFLOP/s | of matmul | peak RSS | overlap "
         "| probe |",
@@ -242,7 +250,9 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
             continue
         precision = row["precision"]
         if precision.endswith("auto"):
-            precision = f"{precision} ({row.get('used', '?')})"
+            checked = row.get("checked")
+            why = "" if checked is None else f", checked {checked:.3f}"
+            precision = f"{precision} ({row.get('used', '?')}{why})"
         lines.append(
             f"| {row['case']} | {precision} | {row['seconds']:.2f} | {row['gflop']:.0f} | "
             f"{row['gflops']:.1f} | {row['gflops'] / row['matmul_gflops']:.0%} | "

@@ -269,6 +269,8 @@ class Colorizer(NetworkSteps):
         self.autocast_dtype = self._fixed_dtype
         #: The precision the current (or last) run's network used: "fp32", "bf16" or "fp16"
         self.precision_used = _precision_name(self._fixed_dtype)
+        #: The colour change (mean CIEDE2000) "auto"'s bf16 check measured in the last run
+        self.bf16_change = None
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         if usable and torch.get_num_threads() > usable:
             torch.set_num_threads(usable)
@@ -426,6 +428,7 @@ class Colorizer(NetworkSteps):
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         self.autocast_dtype = self._fixed_dtype
         self.precision_used = _precision_name(self._fixed_dtype)
+        self.bf16_change = None
         state.check_precision = (
             self._check_bf16 and not guided and worth_checking(n, len(tiling.tiles))
         )

@@ -207,6 +207,7 @@ class NetworkSteps:
         window = l_work[:1, :, rows, cols]
         c = {k: v[:1, :, rows, cols] for k, v in cond.items()}
         change = colour_change(self._forward, window, c, torch.bfloat16)
+        self.bf16_change = change
         chosen = change <= MAX_COLOUR_CHANGE
         self.autocast_dtype = torch.bfloat16 if chosen else None
         self.precision_used = "bf16" if chosen else "fp32"
