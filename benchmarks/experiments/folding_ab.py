@@ -5,7 +5,8 @@ with the network as stored (``stored``), with its BatchNorm folded into its
 convolutions only (``folded``) and fully prepared for inference (``prepared``,
 the default: :func:`napari_colorize.models.folding.prepare_for_inference` also
 projects before upsampling in the decoder and fuses each convolution with its
-ReLU), ROUNDS times each; prints each run and the best of each.
+ReLU), ROUNDS times each, in float32 unless ``--precision`` says otherwise;
+prints each run and the best of each.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="beta-punks")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--precision", default="fp32", help="fp32 (default), bf16 or auto")
     args = parser.parse_args(argv)
 
     import napari_colorize.models.folding as folding
@@ -38,7 +40,9 @@ def main(argv=None) -> int:
             for name, prepare in variants.items():
                 folding.prepare_for_inference = prepare
                 clear_model_cache()
-                colorizer = Colorizer(args.model, device="cpu", chroma_size=None)
+                colorizer = Colorizer(
+                    args.model, device="cpu", chroma_size=None, precision=args.precision
+                )
                 colorizer.colorize(gray[:1024, :1024])  # kernels and the context probe
                 start = time.perf_counter()
                 colorizer.colorize(gray)
