@@ -83,15 +83,15 @@ class NetworkSteps:
         align = max(1, min(int(getattr(self.model, "downsampling", None) or 8), tile // 4))
         return Tiling.build(work, tile, overlap, torch, self.device, align, fade)
 
-    def _probe_forward(self, x):
+    def _probe_forward(self, x, dtype=None):
+        """The network on one probe input ``x`` (1, 1, h, w), with no hints."""
         import torch
 
-        from ..models.hint_format import HINT_CHANNELS
-
+        x = x.to(self.device)
         cond = {}
         if self.model_takes_hints:  # no hints: zeros, as a run without hints gives it
             cond["hints"] = torch.zeros((1, HINT_CHANNELS, *x.shape[-2:]), device=self.device)
-        return self._forward(x.to(self.device), cond, None)
+        return self._forward(x, cond, dtype)
 
     def _working_inputs(self, group, work, hints):
         """``(l_work, cond)``: the group's CIE L (B, 1, h, w) and hint maps at the working size."""
@@ -148,14 +148,10 @@ class NetworkSteps:
         import torch
 
         side = 256
-        x = torch.zeros((1, 1, side, side), device=self.device)
-        cond = {}
-        if self.model_takes_hints:
-            cond["hints"] = torch.zeros((1, HINT_CHANNELS, side, side), device=self.device)
         torch.cuda.synchronize(self.device)
         base = torch.cuda.memory_allocated(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
-        self._forward(x, cond, self.autocast_dtype)
+        self._probe_forward(torch.zeros((1, 1, side, side)), self.autocast_dtype)
         torch.cuda.synchronize(self.device)
         return max(1.0, (torch.cuda.max_memory_allocated(self.device) - base) / side**2)
 
