@@ -144,7 +144,8 @@ def _child(case: dict) -> dict:
             "threads": torch.get_num_threads(), "repr": repr(colorizer)}  # fmt: skip
 
 
-def _run_child(case: dict) -> dict:
+def run_case(case: dict) -> dict:
+    """Run one case (see :func:`_child`) in a fresh process; its result or ``{"error": ...}``."""
     cmd = [sys.executable, "-m", "benchmarks.native", "--child", json.dumps(case)]
     try:
         proc = subprocess.run(cmd, cwd=report.ROOT, capture_output=True, text=True,
@@ -217,7 +218,7 @@ def measure(settings: Settings, model: str) -> dict:
         for device, precision in runs:
             case = {"model": model, "shape": list(shape), "precision": precision,
                     "repeats": settings.repeats, "device": device}  # fmt: skip
-            result = _run_child(case)
+            result = run_case(case)
             label = precision if device == "cpu" else f"{device} {precision}"
             result.update(case=name, precision=label)
             rows.append(result)

@@ -191,7 +191,12 @@ def _child_flops(case: dict) -> dict:
     from napari_colorize.inference import Colorizer
 
     colorizer = Colorizer(_build_model(case["model"]), device="cpu", **_chroma(case))
-    model = colorizer.model
+    model = colorizer.model  # timed as the Colorizer runs it: prepared for inference
+    stored = _build_model(case["model"])
+    if isinstance(stored, str):  # FLOPs of the network as stored: the counter does not
+        from napari_colorize.registry import load_model  # see the prepared one's fused calls
+
+        stored = load_model(stored, device="cpu")[0].eval()
     repeats = 3 if case["quick"] else 7
     rows = []
     work = colorizer.chroma_size or 256
@@ -206,7 +211,7 @@ def _child_flops(case: dict) -> dict:
         x = torch.randn(batch, 1, size, size).contiguous(memory_format=layout)
         with torch.inference_mode():
             with FlopCounterMode(display=False) as counter:
-                model(x)
+                stored(x)
             flops = counter.get_total_flops()
             seconds = _median_time(lambda x=x: model(x), repeats)
         rows.append({"what": what, "batch": batch, "size": size, "gflop": flops / 1e9,
@@ -250,6 +255,31 @@ def _run_child(case: dict) -> dict:
             return result
     tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": f"exit {proc.returncode}: {tail}", "load": load}
+
+
+def _full_resolution(spec: str, quick: bool) -> list[str]:
+    """Lines on the network at full resolution (``chroma_size=None``), float32 and "auto"."""
+    from . import native
+
+    shape = [1024, 1024] if quick else [4096, 4096]
+    lines = [
+        f"At full resolution ({shape[0]}², `chroma_size=None`, tiled; all sizes and precisions "
+        "in [Full resolution](#full-resolution), `--suite native`):",
+        "",
+    ]
+    for precision in ("fp32", "auto"):
+        r = native.run_case({"model": spec, "shape": shape, "precision": precision,
+                             "repeats": 1 if quick else 2})  # fmt: skip
+        if "error" in r:
+            lines.append(f"- {precision}: failed ({r['error']})")
+            continue
+        chosen = "" if precision == "fp32" else f" (chose {r['used']})"
+        lines.append(
+            f"- {precision}{chosen}: {r['seconds']:.2f} s, {r['gflops']:.0f} GFLOP/s, "
+            f"{r['gflops'] / r['matmul_gflops']:.0%} of the same process's matmul rate, "
+            f"peak RSS {r['rss_mb'] / 1024:.2f} GB"
+        )
+    return lines
 
 
 def _pick_model(name: str) -> tuple[str, str]:
@@ -384,6 +414,8 @@ def main(args) -> int:
                 f"{row['seconds'] * 1e3:.0f} | {row['gflops']:.1f} | "
                 f"{row['gflops'] / flops['matmul_gflops']:.0%} |"
             )
+    if spec != "untrained-beta":
+        lines += ["", *_full_resolution(spec, quick)]
     text = "\n".join(lines)
     print()
     print(text)
