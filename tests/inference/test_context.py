@@ -100,3 +100,13 @@ def test_a_network_the_probe_cannot_run_gets_the_fixed_overlap():
 def test_a_bad_overlap_is_one_clear_error(overlap):
     with pytest.raises(ValueError, match="overlap must be an integer >= 0 or 'auto'"):
         Colorizer(Dilated(1), device="cpu", overlap=overlap)
+
+
+def test_a_generator_without_hints_is_probed_without_them():
+    from napari_colorize.models.gan import UNetColorizer, UNetConfig
+
+    torch.manual_seed(0)
+    plain = UNetColorizer(UNetConfig(widths=(8, 16), attention=(), hints=False)).eval()
+    colorizer = Colorizer(plain, device="cpu", chroma_size=None, tile=256)
+    assert not colorizer.model_takes_hints
+    assert colorizer.tile_overlap() != 64  # measured, not the fixed fallback

@@ -406,6 +406,11 @@ class UNetColorizer(nn.Module):
             return checkpointed(module, *args)
         return module(*args)
 
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether the generator takes hint maps (``UNetConfig.hints``)."""
+        return bool(self.config.hints)
+
     def prepare_input(self, l_net, hints=None):
         """Validate ``l`` (and hints), concatenate them and pad; returns ``(x, (H, W))``."""
         if l_net.ndim != 4 or l_net.shape[1] != 1:
