@@ -211,3 +211,19 @@ def test_cli_evaluate_writes_json(image_folder, tmp_path, capsys):
 def test_cli_evaluate_needs_model_or_baseline(capsys):
     assert cli.main(["evaluate", "--data", "punks:test"]) == 2
     assert "--model NAME_OR_PATH or --baseline" in capsys.readouterr().err
+
+
+def test_scores_on_the_cpu_are_float32_on_every_cpu(monkeypatch):
+    """ "auto" takes bf16 on CPUs with AMX; evaluation must not depend on the CPU it runs on."""
+    from torch import nn
+
+    from napari_colorize.evaluation import _ColorizerPredictor
+
+    monkeypatch.setattr("napari_colorize.inference.colorizer.cpu_has_fast_bf16", lambda: True)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh())
+    predictor = _ColorizerPredictor(net, "cpu", None, 4)
+    try:
+        assert predictor.colorizer.precision == "fp32"
+        assert predictor.colorizer.autocast_dtype is None
+    finally:
+        predictor.close()

@@ -158,15 +158,19 @@ class _ColorizerPredictor:
     def __init__(self, model, device, chroma_size, batch_size: int):
         import torch
 
+        from .devices import resolve_device
         from .inference import Colorizer
 
         self.module = model if isinstance(model, torch.nn.Module) else None
         # a module passed in is left in the mode it came in
         self.was_training = self.module is not None and self.module.training
         self.name = type(model).__name__ if self.module is not None else str(model)
+        # scores on the CPU are float32 on every CPU: "auto" would take bf16 on some
+        device = resolve_device(device)
         self.colorizer = Colorizer(
-            model, device=device, chroma_size=chroma_size or "auto", batch_size=batch_size
-        )
+            model, device=device, chroma_size=chroma_size or "auto", batch_size=batch_size,
+            precision="fp32" if device.type == "cpu" else "auto",
+        )  # fmt: skip
 
     def __call__(self, lightness: np.ndarray) -> np.ndarray:
         return self.colorizer.colorize_lightness(lightness)
