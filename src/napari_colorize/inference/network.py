@@ -191,7 +191,7 @@ class NetworkSteps:
             torch.cuda.empty_cache()
 
     def _check_precision(self, l_work, cond, state, first_index):
-        """Generator: settle "auto" precision on a centre tile of the run's first plane.
+        """Generator: settle "auto" precision on a tile of the run's first plane.
 
         bf16 for the rest of the run if it keeps the colours within
         :data:`.precision.MAX_COLOUR_CHANGE` of float32 there (see :mod:`.precision`).
@@ -199,7 +199,7 @@ class NetworkSteps:
         import torch
 
         state.check_precision = False
-        rows, cols = check_window(tuple(l_work.shape[-2:]), state.tiling.size)
+        rows, cols = check_window(l_work[0, 0], state.tiling.size)
         window = l_work[:1, :, rows, cols]
         c = {k: v[:1, :, rows, cols] for k, v in cond.items()}
         change = colour_change(self._forward, window, c, torch.bfloat16)

@@ -1,9 +1,10 @@
 """Which precision a run's network uses: bf16 where it is fast and keeps the colours.
 
 With ``precision="auto"`` on a CPU whose matrix units run bf16 (Intel AMX), a
-large run first colours one tile of its own input twice, in float32 and in
-bf16, composed to sRGB as the user would see them; it runs in bf16 only if the
-mean CIEDE2000 between the two is at most :data:`MAX_COLOUR_CHANGE`. bf16
+large run first colours one tile of its own input twice (the most varied of
+nine, see :func:`check_window`), in float32 and in bf16, composed to sRGB as
+the user would see them; it runs in bf16 only if the mean CIEDE2000 between
+the two is at most :data:`MAX_COLOUR_CHANGE`. bf16
 rounds weights and activations to 8 bits of mantissa; how much that moves the
 colours depends on the network and on the image (``beta-punks`` moves the
 colours of CryptoPunks by 0.05 but those of photographs by about 0.2, see
@@ -46,11 +47,23 @@ def worth_checking(n_planes: int, n_tiles: int) -> bool:
     return n_planes * n_tiles >= _MIN_TILES_OF_WORK
 
 
-def check_window(shape: tuple[int, int], tile: tuple[int, int]) -> tuple[slice, slice]:
-    """The centre tile of a plane of ``shape``: where the check looks (rarely a flat border)."""
-    (h, w), (th, tw) = shape, tile
-    y0, x0 = (h - th) // 2, (w - tw) // 2
-    return slice(y0, y0 + th), slice(x0, x0 + tw)
+def check_window(lightness, tile: tuple[int, int]) -> tuple[slice, slice]:
+    """Where the check looks: the most varied of nine tile-sized windows of a plane.
+
+    Flat regions keep their colours in any precision, so the check looks where
+    L varies most (the standard deviation of L over windows at the corners,
+    edge centres and centre of the plane ``lightness`` (h, w)): if bf16 keeps
+    the colours there, it keeps them in the rest of the plane.
+    """
+    (h, w), (th, tw) = lightness.shape[-2:], tile
+    best, where = -1.0, (slice(0, th), slice(0, tw))
+    for y0 in sorted({0, (h - th) // 2, h - th}):
+        for x0 in sorted({0, (w - tw) // 2, w - tw}):
+            window = (slice(y0, y0 + th), slice(x0, x0 + tw))
+            spread = float(lightness[window].float().std()) if th * tw > 1 else 0.0
+            if spread > best:
+                best, where = spread, window
+    return where
 
 
 def colour_change(forward, lightness, cond: dict, dtype) -> float:
