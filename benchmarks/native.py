@@ -239,7 +239,7 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
         "same process (8192² on a GPU); peak RSS: the process's VmHWM. The tiles overlap by what "
         '`overlap="auto"` measured, once per network and process (column probe); `auto` '
         "shows the precision it chose and the colour change (CIEDE2000) its check measured "
-        "on the most varied tile of the first plane.",
+        "on nine windows spread over the first plane.",
         "",
         "| image | precision | seconds | GFLOP | GFLOP/s | of matmul | peak RSS | overlap "
         "| probe |",

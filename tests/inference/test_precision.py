@@ -154,7 +154,7 @@ def test_auto_checks_bf16_on_the_run_own_data(amx, monkeypatch, limit, chosen):
     assert len(verdict) == 1
     assert verdict[0].startswith(f"precision {chosen}: bf16 moves colours by ")
     assert colorizer.precision_used == chosen
-    # the check ran one tile twice (float32, bf16), then the 25 tiles in the chosen precision
+    # the check ran its windows twice (float32, bf16), then the 25 tiles in the chosen precision
     expected = torch.bfloat16 if chosen == "bf16" else torch.float32
     assert net.dtypes[:2] == [torch.float32, torch.bfloat16]
     assert len(net.dtypes) > 2
@@ -164,17 +164,17 @@ def test_auto_checks_bf16_on_the_run_own_data(amx, monkeypatch, limit, chosen):
 def test_the_check_measures_the_composed_colours(amx):
     from napari_colorize.inference.precision import colour_change
 
-    lightness = torch.linspace(0, 100, 32 * 32).reshape(1, 1, 32, 32)
+    lightness = torch.linspace(0, 100, 2 * 32 * 32).reshape(2, 1, 32, 32)  # two windows
 
     def forward(x, cond, dtype):  # bf16 moves b* by 0.05 of its range (6.4 units)
-        ab = torch.full((1, 2, *x.shape[-2:]), 0.1)
+        ab = torch.full((x.shape[0], 2, *x.shape[-2:]), 0.1)
         if dtype is not None:
             ab[:, 1] += 0.05
         return ab
 
     change = colour_change(forward, lightness, {}, torch.bfloat16)
     assert 1.0 < change < 10.0
-    assert colour_change(lambda x, c, d: torch.zeros(1, 2, 32, 32), lightness, {}, None) == 0.0
+    assert colour_change(lambda x, c, d: torch.zeros(2, 2, 32, 32), lightness, {}, None) == 0.0
 
 
 def test_small_runs_and_forced_precisions_are_not_checked(amx):
@@ -204,3 +204,16 @@ def test_gpu_passes_follow_the_free_memory():
     assert pixels_that_fit(100, 1e9) == 1  # never nothing: the OOM fallback takes over
     assert pixels_that_fit(2**30, 0.0) == 2**29  # a pixel costs at least a byte
     assert MAX_GPU_BATCH >= 16  # at least the former fixed GPU batch
+
+
+def test_the_check_samples_nine_windows_over_the_plane():
+    from napari_colorize.inference.precision import check_windows
+
+    windows = check_windows((1000, 600), side=128)
+    assert len(windows) == 9
+    assert {(r.stop - r.start, c.stop - c.start) for r, c in windows} == {(128, 128)}
+    assert sorted({r.start for r, _ in windows}) == [0, 436, 872]  # top, middle, bottom
+    assert sorted({c.start for _, c in windows}) == [0, 236, 472]
+    small = check_windows((50, 300), side=128)  # windows no larger than the plane
+    assert {(r.stop - r.start, c.stop - c.start) for r, c in small} == {(50, 128)}
+    assert len(small) == 3

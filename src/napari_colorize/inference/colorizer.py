@@ -140,7 +140,7 @@ class Colorizer(NetworkSteps):
     precision : {"auto", "fp32", "bf16", "fp16"}
         The network's precision (autocast): ``"auto"`` is bf16 or fp16 on CUDA
         and float32 on MPS; on a CPU with AMX a large run (16 tiles or more)
-        first colours the most varied tile of its first plane in float32 and
+        first colours nine windows spread over its first plane in float32 and
         bf16 and keeps bf16 if the colours move by at most 0.1 CIEDE2000 there
         (:mod:`.precision`; :attr:`precision_used` says what a run used),
         float32 otherwise. The others force one (see

@@ -17,7 +17,7 @@ import numpy as np
 from ..color import AB_SCALE, l_to_net
 from ..models.hint_format import HINT_CHANNELS
 from .context import CROSS_FADE, context_margin
-from .precision import MAX_COLOUR_CHANGE, check_window, colour_change
+from .precision import MAX_COLOUR_CHANGE, check_windows, colour_change
 from .progress import ColorizeProgress
 from .tiling import Tiling
 
@@ -191,7 +191,7 @@ class NetworkSteps:
             torch.cuda.empty_cache()
 
     def _check_precision(self, l_work, cond, state, first_index):
-        """Generator: settle "auto" precision on a tile of the run's first plane.
+        """Generator: settle "auto" precision on nine windows of the run's first plane.
 
         bf16 for the rest of the run if it keeps the colours within
         :data:`.precision.MAX_COLOUR_CHANGE` of float32 there (see :mod:`.precision`).
@@ -199,10 +199,10 @@ class NetworkSteps:
         import torch
 
         state.check_precision = False
-        rows, cols = check_window(l_work[0, 0], state.tiling.size)
-        window = l_work[:1, :, rows, cols]
-        c = {k: v[:1, :, rows, cols] for k, v in cond.items()}
-        change = colour_change(self._forward, window, c, torch.bfloat16)
+        windows = check_windows(tuple(l_work.shape[-2:]))
+        lightness = torch.stack([l_work[0, :, rows, cols] for rows, cols in windows])
+        c = {k: torch.stack([v[0, :, r, q] for r, q in windows]) for k, v in cond.items()}
+        change = colour_change(self._forward, lightness, c, torch.bfloat16)
         self.bf16_change = change
         chosen = change <= MAX_COLOUR_CHANGE
         self.autocast_dtype = torch.bfloat16 if chosen else None

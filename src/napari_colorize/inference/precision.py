@@ -1,9 +1,9 @@
 """Which precision a run's network uses: bf16 where it is fast and keeps the colours.
 
 With ``precision="auto"`` on a CPU whose matrix units run bf16 (Intel AMX), a
-large run first colours one tile of its own input twice (the most varied of
-nine, see :func:`check_window`), in float32 and in bf16, composed to sRGB as
-the user would see them; it runs in bf16 only if the mean CIEDE2000 between
+large run first colours nine windows spread over its first plane twice (see
+:func:`check_windows`), in float32 and in bf16, composed to sRGB as the user
+would see them; it runs in bf16 only if the mean CIEDE2000 between
 the two is at most :data:`MAX_COLOUR_CHANGE`. bf16
 rounds weights and activations to 8 bits of mantissa; how much that moves the
 colours depends on the network and on the image (``beta-punks`` moves the
@@ -26,8 +26,8 @@ __all__ = ["MAX_COLOUR_CHANGE", "colour_change", "cpu_has_fast_bf16"]
 MAX_COLOUR_CHANGE = 0.1
 
 #: A run checks bf16 only when it has at least this many tiles of network work
-#: (planes x tiles per plane): the check costs about two tiles' work, a tenth of
-#: the run where bf16 is refused (1024² in 512-px tiles, 9 of them, took 25 % longer).
+#: (planes x tiles per plane): the check costs about a tile's work, not worth it for
+#: small runs (a 1024² check over one 512-px window, 9 tiles, took a quarter longer).
 _MIN_TILES_OF_WORK = 16
 
 
@@ -47,23 +47,22 @@ def worth_checking(n_planes: int, n_tiles: int) -> bool:
     return n_planes * n_tiles >= _MIN_TILES_OF_WORK
 
 
-def check_window(lightness, tile: tuple[int, int]) -> tuple[slice, slice]:
-    """Where the check looks: the most varied of nine tile-sized windows of a plane.
+#: Side of the windows the check samples, in working-size pixels.
+CHECK_WINDOW = 128
 
-    Flat regions keep their colours in any precision, so the check looks where
-    L varies most (the standard deviation of L over windows at the corners,
-    edge centres and centre of the plane ``lightness`` (h, w)): if bf16 keeps
-    the colours there, it keeps them in the rest of the plane.
+
+def check_windows(shape: tuple[int, int], side: int = CHECK_WINDOW) -> list[tuple[slice, slice]]:
+    """Where the check looks: nine windows spread over a plane of ``shape`` (3 x 3).
+
+    Their mean colour change estimates the plane's: one window would say more
+    of the part of the image it happens to fall on (a flat centre keeps its
+    colours in any precision, a textured one does not).
     """
-    (h, w), (th, tw) = lightness.shape[-2:], tile
-    best, where = -1.0, (slice(0, th), slice(0, tw))
-    for y0 in sorted({0, (h - th) // 2, h - th}):
-        for x0 in sorted({0, (w - tw) // 2, w - tw}):
-            window = (slice(y0, y0 + th), slice(x0, x0 + tw))
-            spread = float(lightness[window].float().std()) if th * tw > 1 else 0.0
-            if spread > best:
-                best, where = spread, window
-    return where
+    h, w = shape
+    sh, sw = min(side, h), min(side, w)
+    rows = sorted({round(i * (h - sh) / 2) for i in range(3)})
+    cols = sorted({round(i * (w - sw) / 2) for i in range(3)})
+    return [(slice(y, y + sh), slice(x, x + sw)) for y in rows for x in cols]
 
 
 def colour_change(forward, lightness, cond: dict, dtype) -> float:
@@ -75,24 +74,24 @@ def colour_change(forward, lightness, cond: dict, dtype) -> float:
         ``forward(x, cond, dtype)`` -> ab in the network's units (N, 2, h, w),
         with ``dtype=None`` for float32.
     lightness : torch.Tensor
-        CIE L (1, 1, h, w).
+        CIE L of one or more windows, (N, 1, h, w).
     cond : dict
-        The network's other inputs for the same window.
+        The network's other inputs for the same windows.
     dtype : torch.dtype
         The reduced precision to compare.
 
     Returns
     -------
     float
-        The mean ΔE00 over the window's pixels, composed as the Colorizer composes.
+        The mean ΔE00 over the windows' pixels, composed as the Colorizer composes.
     """
     from ..metrics import ciede2000
 
     x = l_to_net(lightness)
-    light = lightness[0, 0].float().cpu().numpy()
+    light = lightness[:, 0].float().cpu().numpy()
     labs = []
     for d in (None, dtype):
         ab = forward(x, cond, d).clamp(-1.0, 1.0).mul(AB_SCALE)
-        ab = ab[0].permute(1, 2, 0).float().cpu().numpy()
-        labs.append(rgb_to_lab(l_ab_to_rgb(light, np.ascontiguousarray(ab))))
+        ab = np.ascontiguousarray(ab.permute(0, 2, 3, 1).float().cpu().numpy())
+        labs.append(rgb_to_lab(l_ab_to_rgb(light, ab)))
     return float(ciede2000(labs[1], labs[0]))
