@@ -74,3 +74,15 @@ def server(tmp_path):
     yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.requests
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture
+def tiny_png(tmp_path):
+    """A 24x20 RGB PNG of noise, for training commands that read an image file."""
+    import numpy as np
+    from skimage.io import imsave
+
+    path = tmp_path / "tiny.png"
+    rng = np.random.default_rng(1)
+    imsave(path, (rng.random((24, 20, 3)) * 255).astype(np.uint8), check_contrast=False)
+    return path

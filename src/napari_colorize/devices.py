@@ -5,7 +5,13 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-__all__ = ["DeviceInfo", "autocast_dtype", "available_devices", "resolve_device"]
+__all__ = [
+    "DeviceInfo",
+    "autocast_dtype",
+    "available_devices",
+    "precision_name",
+    "resolve_device",
+]
 
 
 @dataclass(frozen=True)
@@ -143,3 +149,13 @@ def inference_dtype(device, precision: str = "auto"):
     if device.type == "cpu":
         raise ValueError("fp16 runs on CUDA or MPS; on the CPU use precision='bf16' or 'fp32'")
     return torch.float16
+
+
+def precision_name(dtype) -> str:
+    """The :data:`PRECISIONS` name of an autocast dtype (None: ``"fp32"``).
+
+    The inverse of :func:`inference_dtype`.
+    """
+    if dtype is None:
+        return "fp32"
+    return "bf16" if "bfloat16" in str(dtype) else "fp16"

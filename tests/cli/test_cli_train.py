@@ -1,22 +1,11 @@
 """The training presets and the ``napari-colorize train`` command."""
 
-import numpy as np
 import pytest
 
 from napari_colorize.cli import main
 from napari_colorize.training.presets import get_preset, list_presets, preset_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def tiny_png(tmp_path):
-    from skimage.io import imsave
-
-    path = tmp_path / "tiny.png"
-    rng = np.random.default_rng(1)
-    imsave(path, (rng.random((24, 20, 3)) * 255).astype(np.uint8), check_contrast=False)
-    return path
 
 
 def test_presets_are_listed():

@@ -28,6 +28,16 @@ class TinyNet(nn.Module):
         return torch.tanh(self.gain * self.c2(torch.relu(self.c1(x))))
 
 
+def _events_and_result(generator):
+    """The events a generator yields, and the value it returns."""
+    events = []
+    while True:
+        try:
+            events.append(next(generator))
+        except StopIteration as stop:
+            return events, stop.value
+
+
 class CountingArray:
     """A lazy-looking array that counts reads and remembers the largest one."""
 
@@ -306,14 +316,7 @@ def test_bad_out_is_refused(net):
 def test_run_yields_progress_and_returns_the_result(net):
     stack = _gray((4, 12, 16))
     colorizer = _colorizer(net, batch_size=2)
-    events = []
-    gen = colorizer.run(stack)
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    events, result = _events_and_result(colorizer.run(stack))
     assert all(isinstance(e, ColorizeProgress) for e in events)
     assert events[-1].done == events[-1].total == 4 * 2
     assert [e.done for e in events] == sorted(e.done for e in events)
@@ -357,14 +360,7 @@ def test_out_of_memory_lowers_batch_then_tile(monkeypatch):
     monkeypatch.setattr(net, "forward", forward)
     stack = _gray((2, 80, 120))
     colorizer = _colorizer(net, chroma_size=None, tile=128, overlap=16, batch_size=4)
-    events = []
-    gen = colorizer.run(stack)
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            out = stop.value
-            break
+    events, out = _events_and_result(colorizer.run(stack))
     messages = [e.message for e in events]
     assert any("batch size lowered" in m for m in messages)
     assert any("tile lowered to 60" in m for m in messages)

@@ -9,16 +9,6 @@ from napari_colorize.training.run import parse_start, plan_run
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def tiny_png(tmp_path):
-    from skimage.io import imsave
-
-    path = tmp_path / "tiny.png"
-    rng = np.random.default_rng(1)
-    imsave(path, (rng.random((24, 20, 3)) * 255).astype(np.uint8), check_contrast=False)
-    return path
-
-
 class _Data:
     """What the widget passes: train and validation data, a preview image, a description."""
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import images
+from ..devices import precision_name
 from ..guided import HintPropagator
 from ..temporal import run_sequences
 from . import model_cache
@@ -46,13 +47,6 @@ _STRIP_PIXELS = 1 << 20
 _GROUP_PIXELS = 1 << 24
 
 _OUTPUTS = ("rgb", "lab", "ab")
-
-
-def _precision_name(dtype) -> str:
-    """``"fp32"``, ``"bf16"`` or ``"fp16"`` for an autocast dtype (None: float32)."""
-    if dtype is None:
-        return "fp32"
-    return "bf16" if "bfloat16" in str(dtype) else "fp16"
 
 
 @dataclass
@@ -268,7 +262,7 @@ class Colorizer(NetworkSteps):
         #: The autocast dtype of the current (or last) run, None for float32
         self.autocast_dtype = self._fixed_dtype
         #: The precision the current (or last) run's network used: "fp32", "bf16" or "fp16"
-        self.precision_used = _precision_name(self._fixed_dtype)
+        self.precision_used = precision_name(self._fixed_dtype)
         #: The colour change (mean CIEDE2000) "auto"'s bf16 check measured in the last run
         self.bf16_change = None
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -427,7 +421,7 @@ class Colorizer(NetworkSteps):
         n = layout.n_planes
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         self.autocast_dtype = self._fixed_dtype
-        self.precision_used = _precision_name(self._fixed_dtype)
+        self.precision_used = precision_name(self._fixed_dtype)
         self.bf16_change = None
         state.check_precision = (
             self._check_bf16 and not guided and worth_checking(n, len(tiling.tiles))
