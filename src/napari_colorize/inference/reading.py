@@ -29,7 +29,10 @@ def single_threaded_torch():
     import torch
 
     # worker threads each run torch ops on small blocks; their own intra-op
-    # threads would only fight over the same cores
+    # threads would only fight over the same cores. The count is asked first:
+    # torch sets up a thread's count on its first use, from the process default,
+    # and would otherwise undo this one once that default is set back
+    torch.get_num_threads()
     torch.set_num_threads(1)
 
 
@@ -107,13 +110,42 @@ class Workers:
                 fn(item)
             return
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(
-                self.threads, thread_name_prefix="colorize", initializer=single_threaded_torch
-            )
+            self._pool = self._start_pool()
         for future in [self._pool.submit(fn, item) for item in items]:
             future.result()
+
+    def _start_pool(self):
+        """The pool, its threads all started, and torch's thread settings as they were.
+
+        Each worker makes torch single-threaded for itself, but
+        ``torch.set_num_threads`` also sets the default of every thread not yet
+        started and MKL's process-wide count: left so, the next thread to run a
+        network (napari's next worker, a training run) would run it on one
+        core. So the pool's threads are started now, and the caller's count is
+        set again once they have.
+        """
+        import contextlib
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        threads_here = torch.get_num_threads()
+        pool = ThreadPoolExecutor(
+            self.threads, thread_name_prefix="colorize", initializer=single_threaded_torch
+        )
+        # each waits for the others, so that the pool has to start all its threads
+        started = threading.Barrier(self.threads)
+
+        def wait():
+            # a slow start breaks the barrier: the count is set back all the same
+            with contextlib.suppress(threading.BrokenBarrierError):
+                started.wait(timeout=10.0)
+
+        for future in [pool.submit(wait) for _ in range(self.threads)]:
+            future.result()
+        torch.set_num_threads(threads_here)
+        return pool
 
     def close(self) -> None:
         if self._pool is not None:
