@@ -140,8 +140,16 @@ def _child(case: dict) -> dict:
     return {"seconds": seconds, "gflop": gflop, "gflops": gflop / seconds,
             "matmul_gflops": ceiling, "rss_mb": _rss_peak_mb(), "overlap": overlap,
             "probe_s": probe, "used": colorizer.precision_used,
-            "checked": colorizer.bf16_change,
+            "checked": colorizer.bf16_change, "recorded_on": _recorded_on(colorizer),
             "threads": torch.get_num_threads(), "repr": repr(colorizer)}  # fmt: skip
+
+
+def _recorded_on(colorizer) -> str | None:
+    """The data the checkpoint's bf16 change was recorded on, where "auto" went by it."""
+    from napari_colorize.inference.precision import quality_set_change
+
+    recorded = quality_set_change(colorizer.meta)
+    return recorded[1] if recorded is not None and colorizer.precision == "auto" else None
 
 
 def run_case(case: dict) -> dict:
@@ -177,19 +185,11 @@ def colour_change(model: str, photos, precision: str) -> float:
     return float(np.mean(changes))
 
 
-def quality_set_change(model: str, n: int = 1000) -> float:
+def quality_set_change(model: str) -> float:
     """Mean CIEDE2000 between bf16 and float32 on punks:test (the quality benchmark's set)."""
-    from napari_colorize import sample_data
-    from napari_colorize.color import rgb_to_lab
-    from napari_colorize.inference import Colorizer
-    from napari_colorize.metrics import ciede2000
+    from napari_colorize.evaluation import precision_change
 
-    (gray, _, _), _ = sample_data.punks_stack(n)
-    runs = [
-        Colorizer(model, device="cpu", chroma_size=None, precision=p).colorize(gray)
-        for p in ("fp32", "bf16")
-    ]
-    return float(ciede2000(rgb_to_lab(runs[1]), rgb_to_lab(runs[0])))
+    return precision_change(model, data="punks:test")
 
 
 def tiling_error(model: str, side: int = 1000) -> dict:
@@ -238,8 +238,9 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
         "composing included); of matmul: against a dense float32 2048² matmul timed in the "
         "same process (8192² on a GPU); peak RSS: the process's VmHWM. The tiles overlap by what "
         '`overlap="auto"` measured, once per network and process (column probe); `auto` '
-        "shows the precision it chose and the colour change (CIEDE2000) its check measured "
-        "on nine windows spread over the first plane.",
+        "shows the precision it chose and the colour change (CIEDE2000) it judged bf16 by: "
+        "the one the checkpoint records on its quality set, or else the one its check "
+        "measured on nine windows spread over the first plane.",
         "",
         "| image | precision | seconds | GFLOP | GFLOP/s | of matmul | peak RSS | overlap "
         "| probe |",
@@ -251,8 +252,10 @@ def format_report(results: dict, model: str, command: str, minutes: float) -> st
             continue
         precision = row["precision"]
         if precision.endswith("auto"):
-            checked = row.get("checked")
+            checked, data = row.get("checked"), row.get("recorded_on")
             why = "" if checked is None else f", checked {checked:.3f}"
+            if data is not None and checked is not None:  # recorded on the quality set
+                why = f", {checked:.3f} on {data}"
             precision = f"{precision} ({row.get('used', '?')}{why})"
         lines.append(
             f"| {row['case']} | {precision} | {row['seconds']:.2f} | {row['gflop']:.0f} | "

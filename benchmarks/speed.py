@@ -257,6 +257,16 @@ def _run_child(case: dict) -> dict:
     return {"error": f"exit {proc.returncode}: {tail}", "load": load}
 
 
+def _why(result: dict) -> str:
+    """What "auto" judged bf16 by: the checkpoint's record on its quality set, or its check."""
+    change = result.get("checked")
+    if change is None:
+        return ""
+    if result.get("recorded_on"):
+        return f": bf16 moves colours by {change:.3f} CIEDE2000 on {result['recorded_on']}"
+    return f": its check measured {change:.3f} CIEDE2000"
+
+
 def _full_resolution(spec: str, quick: bool) -> list[str]:
     """Lines on the network at full resolution (``chroma_size=None``), float32 and "auto"."""
     from . import native
@@ -273,7 +283,7 @@ def _full_resolution(spec: str, quick: bool) -> list[str]:
         if "error" in r:
             lines.append(f"- {precision}: failed ({r['error']})")
             continue
-        chosen = "" if precision == "fp32" else f" (chose {r['used']})"
+        chosen = "" if precision == "fp32" else f" (chose {r['used']}{_why(r)})"
         lines.append(
             f"- {precision}{chosen}: {r['seconds']:.2f} s, {r['gflops']:.0f} GFLOP/s, "
             f"{r['gflops'] / r['matmul_gflops']:.0%} of the same process's matmul rate, "

@@ -16,13 +16,15 @@ def _private_user_data(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _no_bf16_check(monkeypatch):
-    """The same forward passes on every CPU: "auto" precision's bf16 check (AMX only) is off.
+    """The same forward passes on every CPU: "auto" precision takes no bf16 (AMX only).
 
-    tests/inference/test_precision.py turns it on where it tests it.
+    Also in the processes tests start (dask workers, the CLI), through the
+    environment. tests/inference/test_precision.py turns it on where it tests it.
     """
     monkeypatch.setattr(
         "napari_colorize.inference.colorizer.cpu_has_fast_bf16", lambda: False, raising=False
     )
+    monkeypatch.setenv("NAPARI_COLORIZE_PRECISION", "fp32")
 
 
 @pytest.fixture

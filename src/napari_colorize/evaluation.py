@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "evaluate_hints",
     "format_report",
+    "precision_change",
     "run_evaluation",
 ]
 
@@ -331,6 +332,59 @@ def evaluate(
         if progress is not None:
             progress(event)
     raise RuntimeError("evaluation ended without a report")  # pragma: no cover
+
+
+def precision_change(
+    model, data="punks:test", precision: str = "bf16", batch_size: int = 256, chroma_size=None
+) -> float:
+    """How far a reduced precision moves a model's colours on a data set, on the CPU.
+
+    Every image's L is coloured twice through the Colorizer's prediction path,
+    in float32 and in ``precision``, as :func:`evaluate` colours it; the result
+    is the mean CIEDE2000 between the two over all pixels. ``export --evaluate``
+    records it for bf16 in the checkpoint's metrics (``bf16_change``), and
+    ``precision="auto"`` reads it there (:mod:`napari_colorize.inference.precision`).
+
+    Parameters
+    ----------
+    model : str, path-like or torch.nn.Module
+        As in :func:`evaluate`.
+    data : str or path-like
+        As in :func:`evaluate`.
+    precision : {"bf16", "fp16"}
+        The precision compared with float32 (computed the same on any CPU:
+        one with AMX only does it faster).
+    batch_size, chroma_size
+        As in :func:`evaluate`.
+
+    Returns
+    -------
+    float
+        Mean ΔE00 between the two colourings (0 where they agree).
+    """
+    from .inference import Colorizer
+
+    if precision not in ("bf16", "fp16"):
+        raise ValueError(f"precision must be 'bf16' or 'fp16', got {precision!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    source = _open_data(data)
+    size = chroma_size or "auto"
+    options = {"device": "cpu", "chroma_size": size, "batch_size": int(batch_size)}
+    runs = [Colorizer(model, precision=p, **options) for p in ("fp32", precision)]
+    total, pixels = 0.0, 0
+    try:
+        for chunk in source.batches(int(batch_size)):
+            for batch in chunk:
+                lightness = rgb_to_lab(batch.rgb)[..., 0]
+                base, other = (rgb_to_lab(run.colorize_lightness(lightness)) for run in runs)
+                n = lightness.size
+                total += metrics.ciede2000(other, base) * n
+                pixels += n
+    finally:
+        for run in runs:
+            run.close()
+    return total / pixels
 
 
 def format_report(report: dict) -> str:

@@ -19,6 +19,8 @@ def client(tmp_path_factory):
         # workers inherit this: their registry never sees the user's own models
         mp.setenv("NAPARI_COLORIZE_DATA", str(tmp_path_factory.mktemp("worker-data")))
         mp.setenv("OMP_NUM_THREADS", "1")
+        # as in this process (conftest; this module-wide fixture starts before it): no bf16
+        mp.setenv("NAPARI_COLORIZE_PRECISION", "fp32")
         with (
             distributed.LocalCluster(
                 n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"

@@ -119,6 +119,7 @@ def test_cpu_passes_hold_a_bounded_number_of_pixels():
 def amx(monkeypatch):
     """Pretend the CPU runs bf16 on AMX, whatever this machine has."""
     monkeypatch.setattr("napari_colorize.inference.colorizer.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.delenv("NAPARI_COLORIZE_PRECISION")
 
 
 class _DtypeRecording(nn.Module):
@@ -217,3 +218,91 @@ def test_the_check_samples_nine_windows_over_the_plane():
     small = check_windows((50, 300), side=128)  # windows no larger than the plane
     assert {(r.stop - r.start, c.stop - c.start) for r, c in small} == {(50, 128)}
     assert len(small) == 3
+
+
+def _checkpoint_recording(tmp_path, metrics):
+    from napari_colorize.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("beta", {"widths": [4, 8]})
+    return save_checkpoint(
+        tmp_path / "model.safetensors", model.state_dict(), arch="beta",
+        config=model.config.to_dict(), metrics=metrics,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("recorded", "chosen"), [(0.04, "bf16"), (0.3, "fp32")])
+def test_auto_follows_the_change_the_checkpoint_records_on_its_quality_set(
+    amx, tmp_path, recorded, chosen
+):
+    path = _checkpoint_recording(tmp_path, {"bf16_change": recorded, "data": "punks:test"})
+    colorizer = Colorizer(str(path), device="cpu", chroma_size=None, tile=48, overlap=16)
+    messages = _run_messages(colorizer, _many_tiles())
+    # decided from the record, from the first message on: no check of the run's own data
+    assert messages[0].endswith(
+        f"; precision {chosen}: bf16 moves this model's colours by {recorded:.3f} "
+        f"CIEDE2000 on punks:test, {'within' if chosen == 'bf16' else 'more than'} 0.1"
+    )
+    assert not any(m.startswith("precision") for m in messages)
+    assert colorizer.precision_used == chosen
+    assert colorizer.bf16_change == recorded
+    # small runs too: the record costs nothing to read
+    colorizer.colorize(_gray(32))
+    assert colorizer.precision_used == chosen
+
+
+def test_a_checkpoint_without_the_record_is_checked_on_the_run_own_data(amx, tmp_path):
+    path = _checkpoint_recording(tmp_path, {"ciede2000": 3.0, "data": "punks:test"})
+    colorizer = Colorizer(str(path), device="cpu", chroma_size=None, tile=48, overlap=16)
+    messages = _run_messages(colorizer, _many_tiles())
+    assert sum(m.startswith("precision") for m in messages) == 1
+    assert "this model's colours" not in messages[0]
+
+
+@pytest.mark.parametrize("bad", [True, "0.01", float("nan"), -1.0, None])
+def test_a_record_that_is_not_a_number_is_ignored(bad):
+    from napari_colorize.checkpoint import CheckpointMeta
+    from napari_colorize.inference.precision import quality_set_change
+
+    assert quality_set_change(CheckpointMeta(arch="beta", metrics={"bf16_change": bad})) is None
+    assert quality_set_change(None) is None
+    meta = CheckpointMeta(arch="beta", metrics={"bf16_change": 0.05})
+    assert quality_set_change(meta) == (0.05, "its quality set")
+
+
+def test_precision_change_measures_bf16_against_float32_on_a_data_set(tmp_path, batchnorm_model):
+    from skimage.io import imsave
+
+    from napari_colorize.evaluation import precision_change
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        imsave(tmp_path / f"{i}.png", (rng.random((40, 36, 3)) * 255).astype(np.uint8))
+    change = precision_change(batchnorm_model, data=tmp_path, batch_size=2)
+    assert 0.0 < change < 5.0  # bf16 rounds: the colours move, a little
+    with pytest.raises(ValueError, match="'bf16' or 'fp16'"):
+        precision_change(batchnorm_model, data=tmp_path, precision="fp32")
+
+
+def test_bundled_models_record_their_bf16_change_on_punks_test():
+    from napari_colorize.registry import load_model
+
+    for name in ("beta-punks", "full-punks", "gan-punks"):
+        metrics = load_model(name, device="cpu")[1].metrics
+        assert metrics["data"] == "punks:test"
+        assert 0.0 < metrics["bf16_change"] <= 0.1
+
+
+def test_the_environment_sets_what_auto_means(amx, monkeypatch):
+    net = _DtypeRecording()
+    monkeypatch.setenv("NAPARI_COLORIZE_PRECISION", "fp32")
+    colorizer = Colorizer(net, device="cpu", chroma_size=None, tile=48, overlap=16)
+    assert not any(m.startswith("precision") for m in _run_messages(colorizer, _many_tiles()))
+    assert set(net.dtypes) == {torch.float32}
+    # an explicit precision wins over the environment
+    bf16 = Colorizer(net, device="cpu", chroma_size=None, precision="bf16")
+    bf16.colorize(_gray(32))
+    assert bf16.precision_used == "bf16"
+    monkeypatch.setenv("NAPARI_COLORIZE_PRECISION", "double")
+    with pytest.raises(ValueError, match="NAPARI_COLORIZE_PRECISION='double' is not a precision"):
+        Colorizer(net, device="cpu")

@@ -225,6 +225,24 @@ def test_export_command_halves_the_file(tmp_path, rgb, capsys):
     assert dst.stat().st_size < src.stat().st_size
 
 
+def test_export_records_bf16_change_beside_the_scores(tmp_path, rgb):
+    from skimage.io import imsave
+
+    from napari_colorize.training.export import export_and_evaluate
+
+    src = tmp_path / "run.safetensors"
+    Trainer(tiny_config(src, max_steps=1), rgb).fit()
+    folder = tmp_path / "truth"
+    folder.mkdir()
+    for i, image in enumerate(rgb[:2]):
+        imsave(folder / f"{i}.png", np.asarray(image, dtype=np.uint8), check_contrast=False)
+    metrics = export_and_evaluate(src, tmp_path / "out.safetensors", evaluate_on=str(folder))
+    assert metrics["bf16_change"] >= 0.0
+    stored = load_checkpoint(tmp_path / "out.safetensors").meta.metrics
+    assert stored["bf16_change"] == metrics["bf16_change"]
+    assert stored["data"] == str(folder)
+
+
 def test_batchnorm_recalibration_averages_batches_exactly(tmp_path, rgb):
     from napari_colorize.training.task import recalibrate_batchnorm
 

@@ -34,7 +34,13 @@ from .options import (
     network_takes_hints,
     temporal_strength,
 )
-from .precision import cpu_has_fast_bf16, worth_checking
+from .precision import (
+    MAX_COLOUR_CHANGE,
+    cpu_has_fast_bf16,
+    precision_asked,
+    quality_set_change,
+    worth_checking,
+)
 from .progress import ColorizeProgress
 from .reading import INLINE, Lightness, Prefetch, Workers
 from .tiling import Tiling
@@ -133,12 +139,17 @@ class Colorizer(NetworkSteps):
         For data without a photo range; see :func:`images.intensity_range`.
     precision : {"auto", "fp32", "bf16", "fp16"}
         The network's precision (autocast): ``"auto"`` is bf16 or fp16 on CUDA
-        and float32 on MPS; on a CPU with AMX a large run (16 tiles or more)
-        first colours nine windows spread over its first plane in float32 and
-        bf16 and keeps bf16 if the colours move by at most 0.1 CIEDE2000 there
-        (:mod:`.precision`; :attr:`precision_used` says what a run used),
-        float32 otherwise. The others force one (see
-        :func:`devices.inference_dtype`). Networks run prepared for inference
+        and float32 on MPS; on a CPU with AMX it is bf16 if bf16 moves the
+        model's colours by at most 0.1 CIEDE2000 on its quality set, as its
+        checkpoint records, and float32 otherwise. For a model without that
+        record, a large run (16 tiles or more) first colours nine windows
+        spread over its first plane in float32 and bf16 and keeps bf16 if the
+        colours move by at most 0.1 there (:mod:`.precision`;
+        :attr:`precision_used` and :attr:`bf16_change` say what a run used and
+        why). The environment variable ``NAPARI_COLORIZE_PRECISION`` (e.g.
+        ``fp32``) sets what "auto" means in a process and the dask workers it
+        starts. The others force one (see :func:`devices.inference_dtype`).
+        Networks run prepared for inference
         (:func:`models.folding.prepare_for_inference`: BatchNorm folded,
         conv + ReLU fused on the CPU; a copy, so a module passed in is left as
         it is), in channels-last memory format on the CPU and CUDA (2-4x
@@ -245,26 +256,42 @@ class Colorizer(NetworkSteps):
         self.channels_last = self.device.type in ("cpu", "cuda")
         if self.channels_last and self.model is not None:
             self.model.to(memory_format=torch.channels_last)
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        precision = precision_asked(precision, PRECISIONS)
         self.precision = precision
         # guided methods compute in float32 on the CPU whatever is asked
         self._fixed_dtype = inference_dtype(
             self.device, precision if self.model is not None else "fp32"
         )
-        #: "auto" on a CPU with AMX: large runs check bf16 on their own data first
-        self._check_bf16 = (
+        fast_bf16 = (
             precision == "auto"
             and self.device.type == "cpu"
             and self.model is not None
             and cpu_has_fast_bf16()
         )
+        # "auto" on a CPU with AMX: the model's recorded change on its quality set
+        # decides; without one, large runs check bf16 on their own data first
+        recorded = quality_set_change(self.meta) if fast_bf16 else None
+        self._check_bf16 = fast_bf16 and recorded is None
+        self._recorded_change = None
+        self._recorded_reason = ""
+        if recorded is not None:
+            change, data = recorded
+            chosen = change <= MAX_COLOUR_CHANGE
+            self._fixed_dtype = torch.bfloat16 if chosen else None
+            self._recorded_change = change
+            self._recorded_reason = (
+                f"bf16 moves this model's colours by {change:.3f} CIEDE2000 on {data}, "
+                f"{'within' if chosen else 'more than'} {MAX_COLOUR_CHANGE}"
+            )
         #: The autocast dtype of the current (or last) run, None for float32
         self.autocast_dtype = self._fixed_dtype
         #: The precision the current (or last) run's network used: "fp32", "bf16" or "fp16"
         self.precision_used = precision_name(self._fixed_dtype)
-        #: The colour change (mean CIEDE2000) "auto"'s bf16 check measured in the last run
-        self.bf16_change = None
+        #: The colour change (mean CIEDE2000) "auto" judged bf16 by in the last run: the
+        #: model's recorded one on its quality set, or what the check measured (or None)
+        self.bf16_change = self._recorded_change
+        #: Why "auto" chose :attr:`precision_used` in the last run ("" where nothing was chosen)
+        self.precision_reason = self._recorded_reason
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         if usable and torch.get_num_threads() > usable:
             torch.set_num_threads(usable)
@@ -281,6 +308,12 @@ class Colorizer(NetworkSteps):
         self.stopped = False
         self._workers = Workers(torch.get_num_threads())
         self._composer = Composer(torch, self.device, self._workers)
+
+    def _recorded_note(self) -> str:
+        """The first message's note on a precision "auto" took from the checkpoint's record."""
+        if not self._recorded_reason:
+            return ""
+        return f"; precision {self.precision_used}: {self._recorded_reason}"
 
     def close(self) -> None:
         """Stop the worker threads (they also end with the colorizer or the process)."""
@@ -422,7 +455,8 @@ class Colorizer(NetworkSteps):
         state = _RunState(0, n * (len(tiling.tiles) + 1), n, tiling)
         self.autocast_dtype = self._fixed_dtype
         self.precision_used = precision_name(self._fixed_dtype)
-        self.bf16_change = None
+        self.bf16_change = self._recorded_change
+        self.precision_reason = self._recorded_reason
         state.check_precision = (
             self._check_bf16 and not guided and worth_checking(n, len(tiling.tiles))
         )
@@ -442,7 +476,7 @@ class Colorizer(NetworkSteps):
             state.total,
             None,
             f"{n} plane(s) of {height}x{width}, working size {work[0]}x{work[1]}, "
-            f"{len(tiling.tiles)} tile(s) per plane",
+            f"{len(tiling.tiles)} tile(s) per plane{self._recorded_note()}",
         )
         try:
             if guided:  # e.g. learning the reference's colours, once per run

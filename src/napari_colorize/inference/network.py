@@ -208,10 +208,12 @@ class NetworkSteps:
         self.autocast_dtype = torch.bfloat16 if chosen else None
         self.precision_used = "bf16" if chosen else "fp32"
         verdict = "within" if chosen else "more than"
+        self.precision_reason = (
+            f"bf16 moves colours by {change:.3f} CIEDE2000 here, {verdict} {MAX_COLOUR_CHANGE}"
+        )
         yield ColorizeProgress(
             state.done, state.total, first_index,
-            f"precision {self.precision_used}: bf16 moves colours by {change:.3f} CIEDE2000 "
-            f"here, {verdict} {MAX_COLOUR_CHANGE}",
+            f"precision {self.precision_used}: {self.precision_reason}",
         )  # fmt: skip
 
     def _predict(self, l_work, cond, state, first_index):

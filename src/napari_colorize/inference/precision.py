@@ -1,29 +1,93 @@
 """Which precision a run's network uses: bf16 where it is fast and keeps the colours.
 
-With ``precision="auto"`` on a CPU whose matrix units run bf16 (Intel AMX), a
-large run first colours nine windows spread over its first plane twice (see
-:func:`check_windows`), in float32 and in bf16, composed to sRGB as the user
-would see them; it runs in bf16 only if the mean CIEDE2000 between
-the two is at most :data:`MAX_COLOUR_CHANGE`. bf16
-rounds weights and activations to 8 bits of mantissa; how much that moves the
-colours depends on the network and on the image (``beta-punks`` moves the
-colours of CryptoPunks by 0.05 but those of photographs by about 0.2, see
-docs/benchmarks.md, full resolution), so the check is made on the data being
-coloured rather than once per model. On CPUs without AMX, bf16 is no faster
-than float32 and the run stays in float32; on CUDA ``"auto"`` is bf16 or fp16
-(see :func:`napari_colorize.devices.inference_dtype`).
+With ``precision="auto"`` on a CPU whose matrix units run bf16 (Intel AMX), the
+rule is the one of issue 20: bf16 unless it moves the model's colours by more
+than :data:`MAX_COLOUR_CHANGE` (mean CIEDE2000) on the model's quality set. A
+checkpoint evaluated by ``export --evaluate`` records that change beside its
+scores (:func:`napari_colorize.evaluation.precision_change`, read back by
+:func:`quality_set_change`): ``beta-punks`` moves the colours of punks:test by
+0.047, so it runs in bf16. How much bf16 moves the colours depends on the
+network and on the image, though (the same model moves those of photographs by
+about 0.2, see docs/benchmarks.md, full resolution), so a model without that
+figure (a module passed in, a checkpoint never evaluated) is judged on the data
+being coloured instead: a large run first colours nine windows spread over its
+first plane twice (see :func:`check_windows`), in float32 and in bf16, composed
+to sRGB as the user would see them, and runs in bf16 only if the two are within
+:data:`MAX_COLOUR_CHANGE`. On CPUs without AMX, bf16 is no faster than float32
+and the run stays in float32; on CUDA ``"auto"`` is bf16 or fp16 (see
+:func:`napari_colorize.devices.inference_dtype`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..color import AB_SCALE, l_ab_to_rgb, l_to_net, rgb_to_lab
 
-__all__ = ["MAX_COLOUR_CHANGE", "colour_change", "cpu_has_fast_bf16"]
+__all__ = [
+    "MAX_COLOUR_CHANGE",
+    "PRECISION_ENV",
+    "QUALITY_SET_KEY",
+    "colour_change",
+    "cpu_has_fast_bf16",
+    "precision_asked",
+    "quality_set_change",
+]
+
+#: An environment variable that sets what ``precision="auto"`` means in this process
+#: and the processes it starts (dask workers), e.g. ``fp32`` for the same colours on
+#: every machine of a cluster, AMX or not.
+PRECISION_ENV = "NAPARI_COLORIZE_PRECISION"
+
+
+def precision_asked(precision: str, choices) -> str:
+    """``precision``; for ``"auto"``, what :data:`PRECISION_ENV` says. Checked against ``choices``.
+
+    Raises
+    ------
+    ValueError
+        ``precision`` (or the environment variable) is not one of ``choices``.
+    """
+    import os
+
+    if precision not in choices:
+        raise ValueError(f"precision must be one of {choices}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    value = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+    if value not in choices:
+        raise ValueError(
+            f"the environment variable {PRECISION_ENV}={os.environ[PRECISION_ENV]!r} is not "
+            f"a precision: use one of {', '.join(choices)}, or unset it"
+        )
+    return value
+
 
 #: The largest mean CIEDE2000 between float32 and bf16 colours for which "auto" takes bf16.
 MAX_COLOUR_CHANGE = 0.1
+#: The checkpoint metric that records bf16's colour change on the metrics' data.
+QUALITY_SET_KEY = "bf16_change"
+
+
+def quality_set_change(meta) -> tuple[float, str] | None:
+    """bf16's recorded colour change on a model's quality set: ``(mean ΔE00, data)``, or None.
+
+    Parameters
+    ----------
+    meta : CheckpointMeta or None
+        The model's checkpoint metadata; its ``metrics`` hold the figure under
+        :data:`QUALITY_SET_KEY` beside the scores on the same ``data``.
+    """
+    metrics = getattr(meta, "metrics", None) or {}
+    value = metrics.get(QUALITY_SET_KEY)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return float(value), str(metrics.get("data") or "its quality set")
+
 
 #: A run checks bf16 only when it has at least this many tiles of network work
 #: (planes x tiles per plane): the check costs about a tile's work, not worth it for

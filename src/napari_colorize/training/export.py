@@ -3,7 +3,9 @@
 ``python -m napari_colorize.training.export SRC DST [--half] [--evaluate punks:test]
 [--data TEXT]`` drops the training state, optionally stores the weights in
 float16, evaluates the result (see :func:`napari_colorize.evaluation.evaluate`)
-and records the report in the file's metadata. This is how the bundled
+and records the report in the file's metadata, with how far bf16 moves the
+model's colours on the same data (``bf16_change``, which ``precision="auto"``
+judges bf16 by). This is how the bundled
 ``weights/*.safetensors`` files are made (see docs/benchmarks.md).
 """
 
@@ -46,10 +48,13 @@ def export_and_evaluate(src, dst, *, half=False, evaluate_on=None, data=None, de
     path = export_model(src, dst, dtype=dtype, data=data)
     if evaluate_on is None:
         return {}
-    from ..evaluation import evaluate
+    from ..evaluation import evaluate, precision_change
+    from ..inference.precision import QUALITY_SET_KEY
 
     report = evaluate(str(path), data=evaluate_on, device=device)
     metrics = {k: round(float(report[k]), 4) for k in REPORT_KEYS}
+    # what precision="auto" judges bf16 by (see inference/precision.py)
+    metrics[QUALITY_SET_KEY] = round(precision_change(str(path), data=evaluate_on), 4)
     metrics["data"] = evaluate_on
     metrics["n_images"] = int(report["n_images"])
     export_model(path, path, metrics=metrics)
