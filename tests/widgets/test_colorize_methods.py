@@ -110,3 +110,18 @@ def test_propagates_point_hints(fresh_widget, run_and_wait):
     ab = rgb_to_lab(viewer.layers["gray colorized"].data)[..., 1:]
     assert ab[:, :25, 0].mean() > 30.0
     assert ab[:, 35:, 1].mean() < -25.0
+
+
+def test_the_done_status_says_which_precision_auto_chose(fresh_widget, run_and_wait, monkeypatch):
+    """On a CPU with AMX (pretended here) the bundled model runs in bf16, by its record."""
+    monkeypatch.setattr("napari_colorize.inference.colorizer.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.delenv("NAPARI_COLORIZE_PRECISION")
+    viewer, widget = fresh_widget
+    gray = np.random.default_rng(0).integers(0, 255, (24, 24)).astype(np.uint8)
+    widget.image.value = viewer.add_image(gray, name="punk")
+    widget.model.value = "beta-punks"
+    run_and_wait(widget, timeout=60_000)
+    assert widget.status.value == (
+        "done: punk colorized; precision bf16: bf16 moves this model's colours by 0.041 "
+        "CIEDE2000 on punks:test, within 0.1"
+    )

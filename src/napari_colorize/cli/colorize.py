@@ -65,9 +65,10 @@ def add_arguments(p) -> None:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="the network's precision: auto (bf16/fp16 on CUDA; on a CPU with AMX, bf16 for "
-        "large runs if a check on the image keeps the colours within 0.1 CIEDE2000 of float32; "
-        "else float32), or force one",
+        help="the network's precision: auto (bf16/fp16 on CUDA; on a CPU with AMX, bf16 if "
+        "the model records that bf16 keeps its colours within 0.1 CIEDE2000 of float32 on its "
+        "quality set, or for a model without that record if a check on the image does; else "
+        "float32; NAPARI_COLORIZE_PRECISION sets it), or force one",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument(
@@ -132,11 +133,16 @@ def run(args) -> int:
         for path in remove_stale_temporaries(folder):
             tqdm.write(f"napari-colorize: removed {path}, left by an interrupted run")
     written = 0
+    said = set()  # what "auto" precision chose and why, said once
     with tqdm(total=len(jobs), unit="file", desc="colorize", dynamic_ncols=True) as bar:
         for i, job in enumerate(jobs):
             bar.set_postfix_str(job.source.name)
 
-            def progress(event, bar=bar, i=i):
+            def progress(event, bar=bar, i=i, name=job.source.name):
+                note = _precision_note(event.message)
+                if note and note not in said:
+                    said.add(note)
+                    tqdm.write(f"napari-colorize: {name}: {note}", file=sys.stderr)
                 bar.n = round(i + event.fraction, 3)  # planes and tiles within the file
                 bar.refresh()
 
@@ -227,6 +233,14 @@ def _read_references(paths):
         path, message = problems[0]
         raise ValueError(f"--reference {path}: {message}")
     return [read_image(path) for path in files]
+
+
+def _precision_note(message: str) -> str:
+    """The part of a progress message that says which precision "auto" chose and why."""
+    if message.startswith("precision "):
+        return message
+    _, found, note = message.partition("; precision ")
+    return f"precision {note}" if found else ""
 
 
 def _colorizer_factory(args, options):

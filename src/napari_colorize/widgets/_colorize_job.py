@@ -66,6 +66,8 @@ class JobResult:
     lab: tuple | None = None
     error: BaseException | None = None
     store: Any = None  # the ResultStore the lazy ``rgb`` reads
+    #: which precision "auto" chose and why ("" where nothing was chosen)
+    precision: str = ""
 
 
 def discard_result(result: JobResult) -> None:
@@ -141,7 +143,11 @@ def run_job(job: ColorizeJob):
         lab = None
         if job.add_lab:
             lab = lazy_lab(rgb) if job.lazy else split_lab(rgb)
-        return JobResult(rgb=rgb, lab=lab, store=job.store)
+        colorizer = job.colorizer
+        precision = ""
+        if getattr(colorizer, "precision_reason", ""):
+            precision = f"precision {colorizer.precision_used}: {colorizer.precision_reason}"
+        return JobResult(rgb=rgb, lab=lab, store=job.store, precision=precision)
     except GeneratorExit:  # the worker was aborted: nobody will show the result
         discard_job_store(job)
         raise

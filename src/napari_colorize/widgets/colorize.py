@@ -620,13 +620,14 @@ class ColorizeWidget(Container):
         except Exception as exc:
             self._report(exc)
             return
-        self.status.value = f"done: {colorized.name}"
+        done = f"done: {colorized.name}"
         if result.store is not None:
-            self.status.value = (
-                f"done: {colorized.name}, read from {result.store.path} "
+            done += (
+                f", read from {result.store.path} "
                 f"({result.store.nbytes / 1e6:.0f} MB on disk; removed when the layer is "
                 "deleted or napari quits: save the layer to keep it)"
             )
+        self.status.value = done + (f"; {result.precision}" if result.precision else "")
 
     def _result_to_save(self):
         """The chosen image's colorized layer and what made it, for "Save result as OME-Zarr"."""
