@@ -120,9 +120,11 @@ def inference_dtype(device, precision: str = "auto"):
     device : str or torch.device
     precision : {"auto", "fp32", "bf16", "fp16"}
         ``"auto"``: :func:`autocast_dtype` (bf16 or fp16 on CUDA; float32 on
-        the CPU and MPS: on a CPU with AMX the Colorizer itself may switch a
-        large run to bf16 after checking that the colours stay within 0.1
-        CIEDE2000 of float32, see :mod:`napari_colorize.inference.precision`).
+        the CPU and MPS: on a CPU with AMX the Colorizer itself takes bf16
+        where the model records that bf16 keeps its colours within 0.1
+        CIEDE2000 of float32 on its quality set, or, without that record, where
+        a check on the run's own data says so, see
+        :mod:`napari_colorize.inference.precision`).
         The others force that precision: ``"bf16"`` on the CPU is fast only
         with AMX, ``"fp16"`` needs CUDA or MPS.
 

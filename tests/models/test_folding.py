@@ -147,3 +147,21 @@ def test_a_fused_conv_falls_back_where_gradients_are_needed():
     y.sum().backward()  # the plain path keeps autograd
     assert x.grad is not None
     torch.testing.assert_close(y, torch.relu(conv(x)))
+
+
+def test_a_fused_conv_runs_bf16_plainly_where_onednn_cannot(monkeypatch):
+    """CPUs before AVX-512: oneDNN refuses bf16, torch's own bf16 convolution runs it."""
+    import napari_colorize.models.fused_conv as fused_conv
+
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    fused = FusedConv2d(conv, relu=True)
+    x = torch.randn(1, 2, 8, 8)
+    calls = []
+    real = fused_conv._pointwise
+    monkeypatch.setattr(fused_conv, "_pointwise", lambda: calls.append(1) or real())
+    monkeypatch.setattr(fused_conv, "onednn_bf16_available", lambda: False)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fused(x)
+    assert calls == []
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), torch.relu(conv(x)), atol=0.05, rtol=0.02)

@@ -20,7 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FusedConv2d", "conv_relu_pairs", "fuse_conv_relu", "fused_conv_available"]
+__all__ = [
+    "FusedConv2d",
+    "conv_relu_pairs",
+    "fuse_conv_relu",
+    "fused_conv_available",
+    "onednn_bf16_available",
+]
 
 
 def _pointwise():
@@ -36,6 +42,18 @@ def fused_conv_available() -> bool:
             y = _pointwise()(x, w, None, [1, 1], [1, 1], [1, 1], 1, "relu", [], "")
         return tuple(y.shape) == (1, 1, 4, 4) and float(y[0, 0, 1, 1]) == 9.0
     except Exception:  # no mkldnn, or an operator signature this code does not know
+        return False
+
+
+@functools.cache
+def onednn_bf16_available() -> bool:
+    """Whether oneDNN computes bf16 convolutions on this CPU (AVX-512 or newer; checked once).
+
+    Elsewhere torch's own bf16 convolution runs them (slowly), as for a plain ``Conv2d``.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # a torch without the check
         return False
 
 
@@ -78,15 +96,16 @@ class FusedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
+        dtype = _cpu_autocast_dtype() or conv.weight.dtype
         plain = (
             x.device.type != "cpu"
             or (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad))
             or not fused_conv_available()
+            or (dtype == torch.bfloat16 and not onednn_bf16_available())
         )
         if plain:
             y = conv(x)
             return F.relu(y, inplace=True) if self.relu else y
-        dtype = _cpu_autocast_dtype() or conv.weight.dtype
         weight, bias = self._weights(dtype)
         return _pointwise()(
             x.to(dtype), weight, bias, list(conv.padding), list(conv.stride),
