@@ -352,8 +352,8 @@ def precision_change(
     data : str or path-like
         As in :func:`evaluate`.
     precision : {"bf16", "fp16"}
-        The precision compared with float32 (computed the same on any CPU:
-        one with AMX only does it faster).
+        The precision compared with float32 (bf16 is rounded the same way on
+        any CPU; one with AMX only computes it faster).
     batch_size, chroma_size
         As in :func:`evaluate`.
 

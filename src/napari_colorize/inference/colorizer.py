@@ -145,8 +145,8 @@ class Colorizer(NetworkSteps):
         record, a large run (16 tiles or more) first colours nine windows
         spread over its first plane in float32 and bf16 and keeps bf16 if the
         colours move by at most 0.1 there (:mod:`.precision`;
-        :attr:`precision_used` and :attr:`bf16_change` say what a run used and
-        why). The environment variable ``NAPARI_COLORIZE_PRECISION`` (e.g.
+        :attr:`precision_used`, :attr:`precision_reason` and :attr:`bf16_change`
+        say what a run used and why). The environment variable ``NAPARI_COLORIZE_PRECISION`` (e.g.
         ``fp32``) sets what "auto" means in a process and the dask workers it
         starts. The others force one (see :func:`devices.inference_dtype`).
         Networks run prepared for inference

@@ -6,7 +6,7 @@ than :data:`MAX_COLOUR_CHANGE` (mean CIEDE2000) on the model's quality set. A
 checkpoint evaluated by ``export --evaluate`` records that change beside its
 scores (:func:`napari_colorize.evaluation.precision_change`, read back by
 :func:`quality_set_change`): ``beta-punks`` moves the colours of punks:test by
-0.047, so it runs in bf16. How much bf16 moves the colours depends on the
+0.041, so it runs in bf16. How much bf16 moves the colours depends on the
 network and on the image, though (the same model moves those of photographs by
 about 0.2, see docs/benchmarks.md, full resolution), so a model without that
 figure (a module passed in, a checkpoint never evaluated) is judged on the data
@@ -21,6 +21,7 @@ and the run stays in float32; on CUDA ``"auto"`` is bf16 or fp16 (see
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -50,8 +51,6 @@ def precision_asked(precision: str, choices) -> str:
     ValueError
         ``precision`` (or the environment variable) is not one of ``choices``.
     """
-    import os
-
     if precision not in choices:
         raise ValueError(f"precision must be one of {choices}, got {precision!r}")
     if precision != "auto":
