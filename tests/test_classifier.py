@@ -1,10 +1,7 @@
 """The punks classifier: labels data, classification task, short training, scores, top-k,
 plane picking, the ImageNet registry entry and the sha256-prefix download."""
 
-import functools
 import hashlib
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -329,25 +326,6 @@ def test_imagenet_entry_and_listing():
     assert all(registry.get_model(n).arch == "inception" for n in rows)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "srv"
-    root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root))
-    )
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def _serve_pth(root):
     model = tiny_model()
     pth = root / "tiny_inception-abc.pth"
@@ -367,7 +345,7 @@ def _register(name, url, filename, prefix):
 
 
 def test_prefix_hash_download_is_accepted_and_converted(server):
-    root, url = server
+    root, url, _ = server
     model, pth, digest = _serve_pth(root)
     _register("tiny-prefix", url, pth.name, digest[:8].upper())
     path = registry.resolve_weights("tiny-prefix", progressbar=False)
@@ -381,7 +359,7 @@ def test_prefix_hash_download_is_accepted_and_converted(server):
 
 
 def test_prefix_hash_mismatch_is_refused_and_nothing_kept(server):
-    root, url = server
+    root, url, _ = server
     _, pth, digest = _serve_pth(root)
     wrong = "0" * 8 if not digest.startswith("0" * 8) else "f" * 8
     _register("tiny-wrong", url, pth.name, wrong)

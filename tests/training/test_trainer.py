@@ -22,11 +22,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TINY = {"widths": [4, 8]}
 
 
-@pytest.fixture(scope="module")
-def rgb():
-    return (np.random.default_rng(0).random((10, 8, 8, 3)) * 255).astype(np.uint8)
-
-
 def tiny_config(out=None, **kw):
     base = {
         "arch": "beta",
